@@ -1,0 +1,240 @@
+//! Running external tools: one place that logs their output to a file, shows
+//! progress, and turns "not found" and failures into errors that say what to
+//! do.
+
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How many lines of a failed command's log are shown on the terminal.
+const TAIL_LINES: usize = 40;
+
+/// Names the Debian package that provides `tool`, for error messages.
+pub fn package_of(tool: &str) -> &'static str {
+    let base = tool.rsplit('/').next().unwrap_or(tool);
+    match base {
+        "make" | "gcc" | "cc" => "build-essential",
+        "iasl" => "acpica-tools",
+        "qemu-system-x86_64" => "qemu-system-x86",
+        "busybox" => "busybox-static",
+        "flex" => "flex",
+        "bison" => "bison",
+        "bc" => "bc",
+        "dpkg-deb" | "dpkg-query" => "dpkg",
+        "apt-get" | "apt-cache" => "apt",
+        "tar" => "tar",
+        "xz" => "xz-utils",
+        "perl" => "perl",
+        "python3" => "python3",
+        "nix-instantiate" => "nix-bin",
+        b if b.starts_with("clang") => "clang-19",
+        b if b.starts_with("ld.lld") => "lld-19",
+        b if b.starts_with("llvm") => "llvm-19",
+        _ => "(unknown package)",
+    }
+}
+
+/// Error for a tool that is not on PATH.
+pub fn missing_tool(tool: &str) -> anyhow::Error {
+    anyhow!(
+        "`{tool}` was not found on PATH. It comes from the Debian package {pkg}: run \
+         `cargo xtask provision` (or `apt-get install {pkg}`); under Nix, add it to the derivation's nativeBuildInputs",
+        pkg = package_of(tool)
+    )
+}
+
+/// Finds `tool` on PATH (or accepts a path with a slash if it exists).
+pub fn which(tool: &str) -> Option<PathBuf> {
+    if tool.contains('/') {
+        let p = PathBuf::from(tool);
+        return p.is_file().then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Returns `tool`'s path or the "missing tool" error.
+pub fn require(tool: &str) -> Result<PathBuf> {
+    which(tool).ok_or_else(|| missing_tool(tool))
+}
+
+/// Human readable rendering of a command line.
+pub fn display(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Runs `cmd` quietly and returns its stdout; on failure the error holds
+/// stderr.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            missing_tool(&program)
+        } else {
+            anyhow!("cannot run {program}: {e}")
+        }
+    })?;
+    if !out.status.success() {
+        bail!(
+            "`{}` failed ({}):\n{}{}",
+            display(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `cmd` with its output going to `log` (and to the terminal as a one
+/// line progress display). On failure, the last lines of the log are part of
+/// the error, with the log's path.
+pub fn run_logged(cmd: &mut Command, title: &str, log: &Path) -> Result<Duration> {
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create log directory {}", dir.display()))?;
+    }
+    let mut file =
+        File::create(log).with_context(|| format!("cannot create log {}", log.display()))?;
+    writeln!(file, "$ {}", display(cmd))?;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                missing_tool(&program)
+            } else {
+                anyhow!("cannot run {program}: {e}")
+            }
+        })?;
+
+    let bar = progress(title);
+    let file = Arc::new(Mutex::new(file));
+    let pumps: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let file = Arc::clone(&file);
+        let bar = bar.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Ok(mut f) = file.lock() {
+                    let _ = writeln!(f, "{line}");
+                }
+                bar.set_message(line.trim().chars().take(100).collect::<String>());
+            }
+        })
+    })
+    .collect();
+    let status = child.wait()?;
+    for p in pumps {
+        let _ = p.join();
+    }
+    let elapsed = start.elapsed();
+    bar.finish_and_clear();
+    if !status.success() {
+        let tail = tail_of(log, TAIL_LINES);
+        bail!(
+            "{title} failed ({status}). Last lines of {}:\n{tail}",
+            log.display()
+        );
+    }
+    eprintln!("  {title}: done in {:.1} s", elapsed.as_secs_f64());
+    Ok(elapsed)
+}
+
+/// A spinner with a title; quiet (no redraws) when stderr is not a terminal.
+pub fn progress(title: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}")
+    {
+        bar.set_style(style);
+    }
+    bar.set_prefix(title.to_string());
+    if console_is_interactive() {
+        bar.enable_steady_tick(Duration::from_millis(120));
+    } else {
+        eprintln!("  {title} ...");
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+fn console_is_interactive() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+}
+
+/// The last `n` lines of a text file (empty if unreadable).
+pub fn tail_of(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Builds a `Command` for `program` with arguments.
+pub fn cmd<I, S>(program: impl AsRef<OsStr>, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = Command::new(program);
+    c.args(args);
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_tool_names_the_package_and_the_fix() {
+        let msg = missing_tool("iasl").to_string();
+        assert!(msg.contains("acpica-tools"), "{msg}");
+        assert!(msg.contains("cargo xtask provision"), "{msg}");
+        assert_eq!(package_of("/usr/bin/ld.lld-19"), "lld-19");
+    }
+
+    #[test]
+    fn failing_command_reports_its_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("x.log");
+        let err = run_logged(
+            &mut cmd("sh", ["-c", "echo first; echo boom >&2; exit 3"]),
+            "demo step",
+            &log,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("demo step failed"), "{err}");
+        assert!(err.contains("boom"), "{err}");
+        assert!(err.contains(&log.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn absent_program_is_a_missing_tool_error() {
+        let err = output(&mut cmd("lab-no-such-tool-xyz", ["x"])).unwrap_err();
+        assert!(err.to_string().contains("was not found on PATH"), "{err}");
+    }
+}

@@ -1,0 +1,152 @@
+//! Packing the initramfs: a gzip'd newc cpio archive with busybox, the
+//! lab's `/init` and the module. Written in Rust (no cpio/gzip tools) with
+//! fixed owners and times, so the same inputs give the same bytes.
+
+use anyhow::{Context, Result};
+use cpio::newc::Builder;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use std::io::Cursor;
+use std::path::Path;
+
+/// File type bits of `st_mode`.
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+const S_IFCHR: u32 = 0o020000;
+
+/// Where the module lands inside the initramfs (the guest's /init loads it
+/// from here).
+pub const MODULE_DIR: &str = "lib/modules";
+
+/// One archive member.
+struct Member {
+    name: String,
+    mode: u32,
+    data: Vec<u8>,
+    rdev: Option<(u32, u32)>,
+}
+
+impl Member {
+    fn dir(name: &str) -> Self {
+        Self { name: name.into(), mode: S_IFDIR | 0o755, data: Vec::new(), rdev: None }
+    }
+    fn file(name: &str, perm: u32, data: Vec<u8>) -> Self {
+        Self { name: name.into(), mode: S_IFREG | perm, data, rdev: None }
+    }
+    fn symlink(name: &str, target: &str) -> Self {
+        Self { name: name.into(), mode: S_IFLNK | 0o777, data: target.as_bytes().to_vec(), rdev: None }
+    }
+    fn char_dev(name: &str, perm: u32, major: u32, minor: u32) -> Self {
+        Self { name: name.into(), mode: S_IFCHR | perm, data: Vec::new(), rdev: Some((major, minor)) }
+    }
+}
+
+/// Packs `busybox`, `init` and the `modules` into `out` (a `.cpio.gz`).
+pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Result<()> {
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    let busybox_bytes = read(busybox)?;
+    if !busybox_bytes.starts_with(b"\x7fELF") {
+        anyhow::bail!("{} is not an ELF binary", busybox.display());
+    }
+    let mut members = vec![];
+    for d in ["bin", "sbin", "dev", "etc", "lib", MODULE_DIR, "proc", "root", "sys", "tmp", "usr", "usr/bin", "usr/sbin"] {
+        members.push(Member::dir(d));
+    }
+    // The kernel opens /dev/console for init before anything mounts devtmpfs.
+    members.push(Member::char_dev("dev/console", 0o600, 5, 1));
+    members.push(Member::file("bin/busybox", 0o755, busybox_bytes));
+    // /init is a shell script: /bin/sh must exist before it runs.
+    members.push(Member::symlink("bin/sh", "busybox"));
+    members.push(Member::file("init", 0o755, read(init)?));
+    for m in modules {
+        let name = m
+            .file_name()
+            .with_context(|| format!("module path {} has no file name", m.display()))?;
+        members.push(Member::file(
+            &format!("{MODULE_DIR}/{}", name.to_string_lossy()),
+            0o644,
+            read(m)?,
+        ));
+    }
+
+    let inputs = members.into_iter().enumerate().map(|(i, m)| {
+        let mut b = Builder::new(&m.name)
+            .ino(i as u32 + 1)
+            .mode(m.mode)
+            .uid(0)
+            .gid(0)
+            .mtime(0)
+            .nlink(if m.mode & S_IFDIR != 0 { 2 } else { 1 });
+        if let Some((major, minor)) = m.rdev {
+            b = b.rdev_major(major).rdev_minor(minor);
+        }
+        (b, Cursor::new(m.data))
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = out.with_extension("partial");
+    let file = std::fs::File::create(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let gz = cpio::write_cpio(inputs, GzEncoder::new(file, Compression::default()))?;
+    gz.finish()?.sync_all()?;
+    std::fs::rename(&tmp, out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::GzDecoder;
+    use std::io::Read;
+
+    #[test]
+    fn archive_holds_init_busybox_console_and_module_and_is_reproducible() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("busybox"), b"\x7fELF fake").unwrap();
+        std::fs::write(p("init"), b"#!/bin/sh\necho hi\n").unwrap();
+        std::fs::write(p("rust_keyboard.ko"), b"ko").unwrap();
+        let ko = p("rust_keyboard.ko");
+        pack(&p("busybox"), &p("init"), &[&ko], &p("a.cpio.gz")).unwrap();
+        pack(&p("busybox"), &p("init"), &[&ko], &p("b.cpio.gz")).unwrap();
+        let a = std::fs::read(p("a.cpio.gz")).unwrap();
+        assert_eq!(a, std::fs::read(p("b.cpio.gz")).unwrap());
+
+        let mut raw = Vec::new();
+        GzDecoder::new(&a[..]).read_to_end(&mut raw).unwrap();
+        let mut rest = &raw[..];
+        let mut seen = Vec::new();
+        loop {
+            let mut r = cpio::NewcReader::new(rest).unwrap();
+            if r.entry().is_trailer() {
+                break;
+            }
+            let e = r.entry();
+            seen.push((e.name().to_string(), e.mode(), e.rdev_major(), e.rdev_minor()));
+            let mut body = Vec::new();
+            r.read_to_end(&mut body).unwrap();
+            if e.name() == "init" {
+                assert_eq!(body, b"#!/bin/sh\necho hi\n");
+            }
+            rest = r.finish().unwrap();
+        }
+        let find = |n: &str| seen.iter().find(|s| s.0 == n).unwrap_or_else(|| panic!("{n} missing"));
+        assert_eq!(find("init").1, 0o100755);
+        assert_eq!(find("dev/console").1 & 0o170000, S_IFCHR);
+        assert_eq!((find("dev/console").2, find("dev/console").3), (5, 1));
+        assert_eq!(find("bin/sh").1 & 0o170000, S_IFLNK);
+        find("lib/modules/rust_keyboard.ko");
+    }
+
+    #[test]
+    fn a_non_elf_busybox_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("busybox"), b"#!/bin/sh").unwrap();
+        std::fs::write(p("init"), b"").unwrap();
+        let err = pack(&p("busybox"), &p("init"), &[], &p("x")).unwrap_err();
+        assert!(err.to_string().contains("not an ELF"), "{err}");
+    }
+}

@@ -1,0 +1,358 @@
+//! The commands: host-path orchestration (`build`, `vm`, `keys`, `test`) and
+//! the single build steps the flake also runs.
+
+use crate::exec::{self, cmd};
+use crate::kernel::{self, KernelTools};
+use crate::paths::{self, Cache};
+use crate::pins::Pins;
+use crate::provision::{self, Toolchain};
+use crate::{initramfs, ssdt};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Arguments of `build`.
+#[derive(Args, Clone)]
+pub struct BuildArgs {
+    /// Parallel jobs for make.
+    #[arg(long, short, default_value_t = crate::default_jobs())]
+    pub jobs: usize,
+}
+
+/// Arguments of `kernel`.
+#[derive(Args)]
+pub struct KernelArgs {
+    /// Kernel source tree.
+    #[arg(long, value_parser = crate::path)]
+    src: PathBuf,
+    /// Output: `<out>/bzImage` and the `O=` tree `<out>/build`.
+    #[arg(long, value_parser = crate::path)]
+    out: PathBuf,
+    /// Config fragment(s) merged onto tinyconfig, in order.
+    #[arg(long = "fragment", required = true, value_parser = crate::path)]
+    fragments: Vec<PathBuf>,
+    #[command(flatten)]
+    tools: ToolArgs,
+    /// Where build logs go (default: <out>/logs).
+    #[arg(long, value_parser = crate::path)]
+    log_dir: Option<PathBuf>,
+}
+
+/// The kernel toolchain options shared by the `kernel` and `module` steps.
+#[derive(Args)]
+struct ToolArgs {
+    /// The kernel's LLVM= value: 1 (tools on PATH) or a version suffix (-19).
+    #[arg(long, default_value = "1")]
+    llvm: String,
+    /// RUST_LIB_SRC: the `library` directory of the Rust sources.
+    #[arg(long, value_parser = crate::path)]
+    rust_lib_src: Option<PathBuf>,
+    /// The bindgen binary (default: bindgen on PATH).
+    #[arg(long, value_parser = crate::path)]
+    bindgen: Option<PathBuf>,
+    /// Parallel jobs for make.
+    #[arg(long, short, default_value_t = crate::default_jobs())]
+    jobs: usize,
+}
+
+impl ToolArgs {
+    fn tools(&self) -> KernelTools {
+        KernelTools {
+            llvm: self.llvm.clone(),
+            rust_lib_src: self.rust_lib_src.clone(),
+            bindgen: self.bindgen.clone(),
+            rust_bin: None,
+            jobs: self.jobs,
+        }
+    }
+}
+
+/// Arguments of `module`.
+#[derive(Args)]
+pub struct ModuleArgs {
+    /// The kernel build tree (the `O=` tree of the `kernel` step).
+    #[arg(long, value_parser = crate::path)]
+    kdir: PathBuf,
+    /// The module's source directory.
+    #[arg(long, value_parser = crate::path)]
+    src: PathBuf,
+    /// Output directory for the .ko (objects in <out>/obj).
+    #[arg(long, value_parser = crate::path)]
+    out: PathBuf,
+    #[command(flatten)]
+    tools: ToolArgs,
+}
+
+/// Arguments of `ssdt`.
+#[derive(Args)]
+pub struct SsdtArgs {
+    /// Directory of .asl files (and test/*.asl).
+    #[arg(long, value_parser = crate::path)]
+    src: PathBuf,
+    /// Output directory for the .aml files.
+    #[arg(long, value_parser = crate::path)]
+    out: PathBuf,
+    /// The iasl binary (default: iasl on PATH).
+    #[arg(long, value_parser = crate::path)]
+    iasl: Option<PathBuf>,
+}
+
+/// Arguments of `initramfs`.
+#[derive(Args)]
+pub struct InitramfsArgs {
+    /// A static busybox binary.
+    #[arg(long, value_parser = crate::path)]
+    busybox: PathBuf,
+    /// Kernel module(s) to include under /lib/modules.
+    #[arg(long = "module", value_parser = crate::path)]
+    modules: Vec<PathBuf>,
+    /// The /init script.
+    #[arg(long, value_parser = crate::path)]
+    init: PathBuf,
+    /// The .cpio.gz to write.
+    #[arg(long, value_parser = crate::path)]
+    out: PathBuf,
+}
+
+/// Arguments of `vm`.
+#[derive(Args)]
+pub struct VmArgs {
+    /// Open a QEMU window (the PS/2 keyboard then takes keys typed into it).
+    #[arg(long)]
+    gui: bool,
+    /// Accelerator: kvm or tcg (default: kvm only if hardware KVM works).
+    #[arg(long, env = "LAB_ACCEL")]
+    accel: Option<String>,
+    /// Boot without the lab's SSDT (no KBD0001 device).
+    #[arg(long, conflicts_with = "ssdt")]
+    no_ssdt: bool,
+    /// Boot with another SSDT (.aml).
+    #[arg(long, value_parser = crate::path)]
+    ssdt: Option<PathBuf>,
+    /// Extra kernel command line.
+    #[arg(long, default_value = "")]
+    append: String,
+    /// Machine type: pc or q35.
+    #[arg(long, default_value = "pc")]
+    machine: String,
+    /// Memory in MiB.
+    #[arg(long, default_value_t = 256)]
+    memory: u32,
+    /// Use the artifacts as they are; do not build.
+    #[arg(long)]
+    no_build: bool,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
+/// Arguments of `keys`.
+#[derive(Args)]
+pub struct KeysArgs {
+    /// QMP socket of the VM (default: the one `cargo xtask vm` opens).
+    #[arg(long, value_parser = crate::path)]
+    qmp: Option<PathBuf>,
+    /// Type this text (one key press per character).
+    #[arg(long)]
+    text: Option<String>,
+    /// Keys to press, QEMU names (a, ret, up, ctrl_r); a-b-c is one chord.
+    keys: Vec<String>,
+}
+
+/// Arguments of `test`.
+#[derive(Args)]
+pub struct TestArgs {
+    /// Use the artifacts as they are; do not build.
+    #[arg(long)]
+    no_build: bool,
+    #[command(flatten)]
+    build: BuildArgs,
+    /// Extra arguments for `cargo nextest run` (e.g. a test name filter).
+    #[arg(last = true)]
+    nextest_args: Vec<String>,
+}
+
+/// The host path's context: checkout, cache, pins.
+struct Host {
+    repo: PathBuf,
+    cache: Cache,
+    pins: Pins,
+}
+
+impl Host {
+    fn new() -> Result<Self> {
+        let repo = paths::repo_root()?;
+        let pins = Pins::load(&repo.join("pins.toml"))?;
+        Ok(Self {
+            repo,
+            cache: Cache::from_env()?,
+            pins,
+        })
+    }
+}
+
+/// `cargo xtask provision`.
+pub fn provision_only() -> Result<()> {
+    let host = Host::new()?;
+    let t = provision::provision(&host.repo, &host.cache, &host.pins)?;
+    eprintln!(
+        "provisioned: linux-source {} at {}\n  RUST_LIB_SRC={}\n  bindgen {}",
+        t.kernel_version,
+        t.kernel_src.display(),
+        t.rust_lib_src.display(),
+        t.bindgen.display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask build`: every step of the host path; returns the artifact
+/// directory.
+pub fn build(args: &BuildArgs) -> Result<PathBuf> {
+    let start = Instant::now();
+    let host = Host::new()?;
+    eprintln!("cache: {}", host.cache.root.display());
+    eprintln!("[1/5] provision");
+    let t: Toolchain = provision::provision(&host.repo, &host.cache, &host.pins)?;
+    let tools = KernelTools {
+        llvm: t.llvm.clone(),
+        rust_lib_src: Some(t.rust_lib_src.clone()),
+        bindgen: Some(t.bindgen.clone()),
+        rust_bin: Some(t.rust_bin.clone()),
+        jobs: args.jobs,
+    };
+    let logs = host.cache.logs();
+    eprintln!("[2/5] kernel (Linux {})", t.kernel_version);
+    let kout = kernel::build(
+        &t.kernel_src,
+        &[host.repo.join("kernel/lab.config")],
+        &host.cache.builds().join(format!("kernel-{}", t.kernel_version)),
+        &tools,
+        &logs,
+    )?;
+    eprintln!("[3/5] module");
+    let module_out = host.cache.builds().join("module");
+    let kos = kernel::build_module(&kout.build_dir, &host.repo.join("module"), &module_out, &tools, &logs)?;
+    eprintln!("[4/5] ssdt");
+    let artifacts = host.cache.artifacts();
+    let acpi_out = artifacts.join("acpi");
+    let _ = std::fs::remove_dir_all(&acpi_out);
+    ssdt::build(&host.repo.join("acpi"), &acpi_out, None)?;
+    eprintln!("[5/5] initramfs");
+    let busybox = exec::which("busybox")
+        .or_else(|| Some(PathBuf::from("/bin/busybox")).filter(|p| p.is_file()))
+        .ok_or_else(|| exec::missing_tool("busybox"))?;
+    let ko_refs: Vec<&Path> = kos.iter().map(PathBuf::as_path).collect();
+    initramfs::pack(
+        &busybox,
+        &host.repo.join("initramfs/init"),
+        &ko_refs,
+        &artifacts.join("initramfs.cpio.gz"),
+    )?;
+    std::fs::copy(&kout.bz_image, artifacts.join("bzImage"))?;
+    for ko in &kos {
+        std::fs::copy(ko, artifacts.join(ko.file_name().unwrap_or_default()))?;
+    }
+    std::fs::write(
+        artifacts.join("manifest.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "kernel_source": t.kernel_version,
+            "kernel_build": kout.build_dir,
+            "rust_lib_src": t.rust_lib_src,
+            "bindgen": t.bindgen,
+            "llvm": t.llvm,
+        }))?,
+    )?;
+    eprintln!(
+        "artifacts ready in {} ({:.1} s)",
+        artifacts.display(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(artifacts)
+}
+
+/// `cargo xtask kernel` (step).
+pub fn kernel_step(a: &KernelArgs) -> Result<()> {
+    let logs = a.log_dir.clone().unwrap_or_else(|| a.out.join("logs"));
+    let out = kernel::build(&a.src, &a.fragments, &a.out, &a.tools.tools(), &logs)?;
+    eprintln!("kernel: {}", out.bz_image.display());
+    Ok(())
+}
+
+/// `cargo xtask module` (step).
+pub fn module_step(a: &ModuleArgs) -> Result<()> {
+    let logs = a.out.join("logs");
+    for ko in kernel::build_module(&a.kdir, &a.src, &a.out, &a.tools.tools(), &logs)? {
+        eprintln!("module: {}", ko.display());
+    }
+    Ok(())
+}
+
+/// `cargo xtask ssdt` (step).
+pub fn ssdt_step(a: &SsdtArgs) -> Result<()> {
+    ssdt::build(&a.src, &a.out, a.iasl.as_deref()).map(|_| ())
+}
+
+/// `cargo xtask initramfs` (step).
+pub fn initramfs_step(a: &InitramfsArgs) -> Result<()> {
+    let mods: Vec<&Path> = a.modules.iter().map(PathBuf::as_path).collect();
+    initramfs::pack(&a.busybox, &a.init, &mods, &a.out)?;
+    eprintln!("initramfs: {}", a.out.display());
+    Ok(())
+}
+
+/// The artifact directory: built now, or as it is with `no_build`.
+fn artifacts(no_build: bool, args: &BuildArgs) -> Result<PathBuf> {
+    if no_build {
+        let dir = Cache::from_env()?.artifacts();
+        if !dir.join("bzImage").is_file() {
+            bail!("no artifacts in {}: run `cargo xtask build`", dir.display());
+        }
+        Ok(dir)
+    } else {
+        build(args)
+    }
+}
+
+/// `cargo xtask vm`.
+pub fn vm(a: &VmArgs) -> Result<()> {
+    let artifacts = artifacts(a.no_build, &a.build)?;
+    let _ = artifacts;
+    bail!("vm: not wired yet")
+}
+
+/// `cargo xtask keys`.
+pub fn keys(a: &KeysArgs) -> Result<()> {
+    let _ = (&a.qmp, &a.text, &a.keys);
+    bail!("keys: not wired yet")
+}
+
+/// `cargo xtask test`: build, then run all tests with nextest.
+pub fn test(a: &TestArgs) -> Result<()> {
+    let cache = Cache::from_env()?;
+    let artifacts = artifacts(a.no_build, &a.build)?;
+    let nextest = match exec::which("cargo-nextest") {
+        Some(p) => p,
+        None => provision::install_crate(&cache, "cargo-nextest", NEXTEST_VERSION, "cargo-nextest")?,
+    };
+    let repo = paths::repo_root()?;
+    let mut c = cmd(&nextest, ["nextest", "run", "--workspace", "--profile", "ci"]);
+    c.args(&a.nextest_args)
+        .current_dir(&repo)
+        .env("LAB_ARTIFACTS", &artifacts)
+        .env("LAB_LOG_DIR", cache.logs().join("vm"));
+    eprintln!(
+        "running tests: LAB_ARTIFACTS={} (VM logs in {})",
+        artifacts.display(),
+        cache.logs().join("vm").display()
+    );
+    let status = c
+        .status()
+        .with_context(|| format!("cannot run {}", nextest.display()))?;
+    if !status.success() {
+        bail!("tests failed ({status}); VM console logs are in {}", cache.logs().join("vm").display());
+    }
+    Ok(())
+}
+
+/// cargo-nextest version installed when the host has none.
+const NEXTEST_VERSION: &str = "0.9.143";
