@@ -124,10 +124,11 @@ mod tests {
                 break;
             }
             let e = r.entry();
-            seen.push((e.name().to_string(), e.mode(), e.rdev_major(), e.rdev_minor()));
+            let name = e.name().to_string();
+            seen.push((name.clone(), e.mode(), e.rdev_major(), e.rdev_minor()));
             let mut body = Vec::new();
             r.read_to_end(&mut body).unwrap();
-            if e.name() == "init" {
+            if name == "init" {
                 assert_eq!(body, b"#!/bin/sh\necho hi\n");
             }
             rest = r.finish().unwrap();

@@ -315,16 +315,67 @@ fn artifacts(no_build: bool, args: &BuildArgs) -> Result<PathBuf> {
 
 /// `cargo xtask vm`.
 pub fn vm(a: &VmArgs) -> Result<()> {
-    let artifacts = artifacts(a.no_build, &a.build)?;
-    let _ = artifacts;
-    bail!("vm: not wired yet")
+    let dir = artifacts(a.no_build, &a.build)?;
+    let artifacts = vm_tests::Artifacts::from_dir(&dir)?;
+    let mut config = vm_tests::VmConfig::new(artifacts.kernel()?, artifacts.initramfs()?)?;
+    config.ssdt = match (&a.ssdt, a.no_ssdt) {
+        (_, true) => None,
+        (Some(file), false) => Some(file.clone()),
+        (None, false) => Some(artifacts.ssdt()?),
+    };
+    config.accel = vm_tests::accel::choose(a.accel.as_deref())?;
+    config.machine = match a.machine.as_str() {
+        "pc" => vm_tests::MachineType::Pc,
+        "q35" => vm_tests::MachineType::Q35,
+        other => bail!("unknown machine type {other:?}: use pc or q35"),
+    };
+    config.memory_mib = a.memory;
+    config.gui = a.gui;
+    let mut config = config.with_append(&a.append);
+    let log = Cache::from_env()?.logs().join("vm-console.log");
+    config.console = vm_tests::ConsoleMode::Stdio { log: Some(log.clone()) };
+    eprintln!("vm: booting {} (console log: {})", dir.display(), log.display());
+    if !a.gui {
+        eprintln!("vm: press keys on the VM's PS/2 keyboard with `cargo xtask keys a b c` (or --gui)");
+    }
+    let status = config.run_interactive()?;
+    if !status.success() {
+        bail!("QEMU exited with {status}");
+    }
+    Ok(())
 }
 
 /// `cargo xtask keys`.
 pub fn keys(a: &KeysArgs) -> Result<()> {
-    let _ = (&a.qmp, &a.text, &a.keys);
-    bail!("keys: not wired yet")
+    let socket = a.qmp.clone().unwrap_or_else(|| {
+        vm_tests::VmConfig::qmp_socket(&vm_tests::qemu::interactive_runtime_dir())
+    });
+    let chords: Vec<Vec<&str>> = a.keys.iter().map(|k| k.split('-').collect()).collect();
+    if chords.is_empty() && a.text.is_none() {
+        bail!("nothing to press: give key names (a, ret, up, ctrl-alt-delete) or --text");
+    }
+    for chord in &chords {
+        for key in chord {
+            vm_tests::qmp::qkeycode(key)?;
+        }
+    }
+    let text_chords = vm_tests::qmp::text_chords(a.text.as_deref().unwrap_or_default())?;
+    let mut qmp = vm_tests::QmpClient::connect(&socket, std::time::Duration::from_secs(5))
+        .with_context(|| {
+            format!("no VM answers on {}: start one with `cargo xtask vm`", socket.display())
+        })?;
+    let hold = std::time::Duration::from_millis(KEY_HOLD_MS);
+    for chord in chords.iter().chain(&text_chords) {
+        // One chord at a time, each delivered before the next: the PS/2
+        // queue of QEMU holds only 16 bytes.
+        qmp.press(chord, hold)?;
+        eprintln!("keys: pressed {}", chord.join("-"));
+    }
+    Ok(())
 }
+
+/// How long `keys` holds each key down.
+const KEY_HOLD_MS: u64 = 30;
 
 /// `cargo xtask test`: build, then run all tests with nextest.
 pub fn test(a: &TestArgs) -> Result<()> {

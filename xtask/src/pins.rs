@@ -149,6 +149,23 @@ impl Pins {
                 }
             }
         }
+        if !self.archive.snapshot_url.starts_with("https://") {
+            bail!("archive.snapshot_url must be an https URL, got {:?}", self.archive.snapshot_url);
+        }
+        for pin in self.kernel.pins.iter().chain(&self.rust_src.pins) {
+            let ts = pin.snapshot.as_bytes();
+            let ok = ts.len() == 16
+                && ts[8] == b'T'
+                && ts[15] == b'Z'
+                && ts[..8].iter().chain(&ts[9..15]).all(u8::is_ascii_digit);
+            if !ok {
+                bail!(
+                    "pin {}: snapshot {:?} is not a snapshot.debian.org timestamp (YYYYMMDDTHHMMSSZ)",
+                    pin.version,
+                    pin.snapshot
+                );
+            }
+        }
         for pin in &self.rust_src.pins {
             if !pin.version.starts_with(&format!("{}+", self.rust_src.rustc)) {
                 bail!(

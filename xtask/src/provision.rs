@@ -37,11 +37,44 @@ pub fn provision(repo: &Path, cache: &Cache, pins: &Pins) -> Result<Toolchain> {
     )?;
     ensure_host_packages(&pins.host.packages)?;
     let rust_bin = pinned_rust_bin(&pins.rust_src.rustc)?;
-    let apt = IsolatedApt::new(cache, pins)?;
-    let (kernel_pin, kernel_deb) = apt.fetch(&pins.kernel.package, &pins.kernel.pins)?;
-    let kernel_root = unpack_kernel(cache, &kernel_pin, &kernel_deb, &pins.kernel.tarball)?;
-    let (rust_pin, rust_deb) = apt.fetch(&pins.rust_src.package, &pins.rust_src.pins)?;
-    let rust_root = unpack_deb(cache, "rust-src", &rust_pin, &rust_deb)?;
+    // A tree unpacked from a verified .deb needs neither apt nor the .deb.
+    let unpacked = |name: &str, list: &[DebPin]| {
+        list.iter().find_map(|pin| {
+            let dir = unpacked_dir(cache, name, pin);
+            is_unpacked(&dir, pin).then(|| (pin.clone(), dir))
+        })
+    };
+    let mut apt = None;
+    let mut fetch = |package: &str, list: &[DebPin]| -> Result<(DebPin, PathBuf)> {
+        let apt = match &apt {
+            Some(a) => a,
+            None => apt.insert(IsolatedApt::new(cache, pins)?),
+        };
+        apt.fetch(package, list)
+    };
+    let (kernel_pin, kernel_root) = match unpacked("linux", &pins.kernel.pins) {
+        Some((pin, dir)) => {
+            eprintln!("  {} {}: unpacked", pins.kernel.package, pin.version);
+            (pin, dir)
+        }
+        None => {
+            let (pin, deb) = fetch(&pins.kernel.package, &pins.kernel.pins)?;
+            let dir = unpack_kernel(cache, &pin, &deb, &pins.kernel.tarball)?;
+            (pin, dir)
+        }
+    };
+    let kernel_root = kernel_tree(&kernel_root)?;
+    let (rust_pin, rust_root) = match unpacked("rust-src", &pins.rust_src.pins) {
+        Some((pin, dir)) => {
+            eprintln!("  {} {}: unpacked", pins.rust_src.package, pin.version);
+            (pin, dir)
+        }
+        None => {
+            let (pin, deb) = fetch(&pins.rust_src.package, &pins.rust_src.pins)?;
+            let dir = unpack_deb(cache, "rust-src", &pin, &deb)?;
+            (pin, dir)
+        }
+    };
     let rust_lib_src = rust_root.join(&pins.rust_src.library);
     if !rust_lib_src.join("core").is_dir() {
         bail!(
@@ -401,9 +434,8 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Unpacks a `.deb` into `<cache>/src/<name>-<version>` (once; a stamp
 /// records the sha256 it came from) and returns that directory.
 fn unpack_deb(cache: &Cache, name: &str, pin: &DebPin, deb: &Path) -> Result<PathBuf> {
-    let dest = cache.sources().join(format!("{name}-{}", pin.version));
-    let stamp = dest.join(".lab-unpacked");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(pin.sha256.as_str()) {
+    let dest = unpacked_dir(cache, name, pin);
+    if is_unpacked(&dest, pin) {
         return Ok(dest);
     }
     let tmp = cache.sources().join(format!(".{name}-{}.partial", pin.version));
@@ -417,24 +449,38 @@ fn unpack_deb(cache: &Cache, name: &str, pin: &DebPin, deb: &Path) -> Result<Pat
     )?;
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::rename(&tmp, &dest)?;
-    std::fs::write(&stamp, &pin.sha256)?;
+    std::fs::write(dest.join(STAMP), &pin.sha256)?;
     Ok(dest)
 }
 
-/// Unpacks the kernel source tarball out of its `.deb`; returns the source
-/// tree (the directory holding the kernel's top-level Makefile).
+/// The stamp file in an unpacked tree: holds the sha256 of its `.deb`.
+const STAMP: &str = ".lab-unpacked";
+
+/// Where the package `name` at `pin` is unpacked.
+fn unpacked_dir(cache: &Cache, name: &str, pin: &DebPin) -> PathBuf {
+    cache.sources().join(format!("{name}-{}", pin.version))
+}
+
+/// Whether `dir` holds a finished unpack of exactly `pin`'s `.deb`.
+fn is_unpacked(dir: &Path, pin: &DebPin) -> bool {
+    std::fs::read_to_string(dir.join(STAMP)).ok().as_deref() == Some(pin.sha256.as_str())
+}
+
+/// The kernel tree (the directory with the top-level Makefile) in `dir`.
+fn kernel_tree(dir: &Path) -> Result<PathBuf> {
+    std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("Makefile").is_file() && p.join("Kconfig").is_file())
+        .ok_or_else(|| anyhow!("no kernel tree in {}", dir.display()))
+}
+
+/// Unpacks the kernel source tarball out of its `.deb` into the cache and
+/// returns the directory holding the tree.
 fn unpack_kernel(cache: &Cache, pin: &DebPin, deb: &Path, tarball: &str) -> Result<PathBuf> {
-    let dest = cache.sources().join(format!("linux-{}", pin.version));
-    let stamp = dest.join(".lab-unpacked");
-    let find_tree = |dir: &Path| -> Result<PathBuf> {
-        std::fs::read_dir(dir)?
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.join("Makefile").is_file() && p.join("Kconfig").is_file())
-            .ok_or_else(|| anyhow!("no kernel tree in {}", dir.display()))
-    };
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(pin.sha256.as_str()) {
-        return find_tree(&dest);
+    let dest = unpacked_dir(cache, "linux", pin);
+    if is_unpacked(&dest, pin) {
+        return Ok(dest);
     }
     let tmp = cache.sources().join(format!(".linux-{}.partial", pin.version));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -460,8 +506,8 @@ fn unpack_kernel(cache: &Cache, pin: &DebPin, deb: &Path, tarball: &str) -> Resu
     std::fs::remove_dir_all(tmp.join("deb"))?;
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::rename(&tmp, &dest)?;
-    std::fs::write(&stamp, &pin.sha256)?;
-    find_tree(&dest)
+    std::fs::write(dest.join(STAMP), &pin.sha256)?;
+    Ok(dest)
 }
 
 /// Installs crate `name` at `version` into `<cache>/tools/<name>-<version>`

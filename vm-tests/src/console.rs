@@ -1,0 +1,350 @@
+//! The serial console (ttyS0): log file, line buffer and kernel-problem scanning.
+//!
+//! QEMU writes the console straight into the per-VM log file (a `file`
+//! chardev). That makes the log lossless by construction: a file write never
+//! blocks, whereas a unix socket that is read a little late makes QEMU's
+//! UART stall and the kernel's polling console driver then drops characters.
+//! [`Console`] follows that file from a background thread, splits it into
+//! lines and scans every line for kernel problems ([`kernel_problem`]) and
+//! for failures reported by the guest's /init.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How often the follower thread looks for new console output.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Substrings of console lines that mean the kernel is in trouble.
+pub const KERNEL_PROBLEMS: [&str; 5] = [
+    "Kernel panic",
+    "Oops",
+    "BUG:",
+    "WARNING:",
+    "general protection fault",
+];
+
+/// Prefixes of lines the guest /init prints when it fails.
+pub const INIT_FAILURES: [&str; 2] = ["LAB-INIT-FAILED:", "LAB-INIT-ERROR:"];
+
+/// The line the guest /init prints once it is ready.
+pub const INIT_READY: &str = "LAB-INIT-READY";
+
+/// Which of [`KERNEL_PROBLEMS`] a console line reports, if any.
+pub fn kernel_problem(line: &str) -> Option<&'static str> {
+    KERNEL_PROBLEMS.into_iter().find(|p| line.contains(p))
+}
+
+/// Whether a console line is an /init failure ([`INIT_FAILURES`]).
+pub fn init_failure(line: &str) -> bool {
+    INIT_FAILURES
+        .iter()
+        .any(|p| line.trim_start().starts_with(p))
+}
+
+/// Console output split into lines, with the first problem found.
+#[derive(Debug, Clone, Default)]
+pub struct ConsoleBuffer {
+    lines: Vec<String>,
+    partial: Vec<u8>,
+    problem: Option<String>,
+    init_failure: Option<String>,
+    bytes: u64,
+}
+
+impl ConsoleBuffer {
+    /// Appends raw console bytes. Lines end with `\n`; `\r` is dropped and
+    /// invalid UTF-8 is replaced.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        self.bytes += bytes.len() as u64;
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    let line = String::from_utf8_lossy(&self.partial).into_owned();
+                    self.partial.clear();
+                    self.scan(&line);
+                    self.lines.push(line);
+                }
+                b'\r' => {}
+                _ => self.partial.push(b),
+            }
+        }
+    }
+
+    /// Scans the unterminated last line too (at end of output).
+    pub fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            let line = self.partial_line();
+            self.scan(&line);
+        }
+    }
+
+    fn scan(&mut self, line: &str) {
+        if self.problem.is_none() && kernel_problem(line).is_some() {
+            self.problem = Some(line.to_owned());
+        }
+        if self.init_failure.is_none() && init_failure(line) {
+            self.init_failure = Some(line.to_owned());
+        }
+    }
+
+    /// Complete lines so far.
+    pub fn lines(&self) -> &[String] {
+        &self.lines
+    }
+
+    /// The unterminated last line (e.g. a shell prompt).
+    pub fn partial_line(&self) -> String {
+        String::from_utf8_lossy(&self.partial).into_owned()
+    }
+
+    /// The first line reporting a kernel problem.
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
+    }
+
+    /// The first line reporting an /init failure.
+    pub fn init_failure(&self) -> Option<&str> {
+        self.init_failure.as_deref()
+    }
+
+    /// Number of bytes seen.
+    pub fn len_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The last `n` lines (the partial line included), each prefixed with
+    /// `  | ` for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        let partial = self.partial_line();
+        let mut lines: Vec<&str> = self.lines.iter().map(String::as_str).collect();
+        if !partial.is_empty() {
+            lines.push(&partial);
+        }
+        let start = lines.len().saturating_sub(n);
+        if lines.is_empty() {
+            return "  | (no console output)".to_owned();
+        }
+        lines[start..]
+            .iter()
+            .map(|l| format!("  | {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// All output as text.
+    pub fn text(&self) -> String {
+        let mut text = self.lines.join("\n");
+        if !self.lines.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&self.partial_line());
+        text
+    }
+}
+
+struct Shared {
+    buffer: Mutex<ConsoleBuffer>,
+    changed: Condvar,
+}
+
+/// Follows a console log file that QEMU writes, from a background thread.
+pub struct Console {
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl Console {
+    /// Starts following `path` (which should exist; it is read from the start).
+    pub fn follow(path: &Path) -> io::Result<Console> {
+        let file = File::open(path)?;
+        let shared = Arc::new(Shared {
+            buffer: Mutex::new(ConsoleBuffer::default()),
+            changed: Condvar::new(),
+        });
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let shared = Arc::clone(&shared);
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("console-follower".into())
+                .spawn(move || follow_loop(file, &shared, &stop))?
+        };
+        Ok(Console {
+            shared,
+            stop,
+            thread: Some(thread),
+            path: path.to_owned(),
+        })
+    }
+
+    /// The log file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the buffer.
+    pub fn with<R>(&self, f: impl FnOnce(&ConsoleBuffer) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// The first kernel problem line, if any.
+    pub fn problem(&self) -> Option<String> {
+        self.lock().problem().map(str::to_owned)
+    }
+
+    /// The first /init failure line, if any.
+    pub fn init_failure(&self) -> Option<String> {
+        self.lock().init_failure().map(str::to_owned)
+    }
+
+    /// The last `n` lines, formatted for error messages.
+    pub fn tail(&self, n: usize) -> String {
+        self.lock().tail(n)
+    }
+
+    /// Blocks until new output arrives or `timeout` passes.
+    pub fn wait_for_output(&self, timeout: Duration) {
+        let guard = self.lock();
+        let seen = guard.len_bytes();
+        let _ = self
+            .shared
+            .changed
+            .wait_timeout_while(guard, timeout, |b| b.len_bytes() == seen);
+    }
+
+    /// Reads what is left in the file, scans the last partial line and stops
+    /// the thread. Call after QEMU has exited.
+    pub fn finish(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ConsoleBuffer> {
+        // A poisoned lock only means the follower panicked mid-update; the
+        // buffer is still the best information there is.
+        self.shared.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn follow_loop(mut file: File, shared: &Shared, stop: &AtomicBool) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // Read the stop flag before reading, so the last read after the
+        // flag is set sees everything QEMU wrote before it exited.
+        let stopping = stop.load(Ordering::SeqCst);
+        let mut got_any = false;
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    got_any = true;
+                    let mut b = shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
+                    b.push_bytes(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        if stopping {
+            let mut b = shared.buffer.lock().unwrap_or_else(|e| e.into_inner());
+            b.finish();
+            drop(b);
+            shared.changed.notify_all();
+            return;
+        }
+        if got_any {
+            shared.changed.notify_all();
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_problems() {
+        let mut b = ConsoleBuffer::default();
+        b.push_bytes(b"[    0.1] hello\r\n[    0.2] wor");
+        assert_eq!(b.lines(), ["[    0.1] hello"]);
+        assert_eq!(b.partial_line(), "[    0.2] wor");
+        assert!(b.problem().is_none());
+        b.push_bytes(b"ld\n[    3.0] WARNING: CPU: 0 PID: 1 at foo.c:12\n[    3.1] Kernel panic - not syncing\n");
+        assert_eq!(
+            b.problem(),
+            Some("[    3.0] WARNING: CPU: 0 PID: 1 at foo.c:12")
+        );
+        assert!(b.tail(2).contains("  | [    3.1] Kernel panic"));
+        assert!(!b.tail(2).contains("world"));
+    }
+
+    #[test]
+    fn every_problem_kind_is_detected() {
+        for line in [
+            "[    1.0] Kernel panic - not syncing: Attempted to kill init!",
+            "[    1.0] Oops: general protection fault, probably for non-canonical address",
+            "[    1.0] BUG: kernel NULL pointer dereference, address: 0000000000000000",
+            "[    1.0] WARNING: CPU: 0 PID: 57 at rust/kernel/irq.rs:10",
+            "[    1.0] general protection fault: 0000 [#1] SMP",
+        ] {
+            assert!(kernel_problem(line).is_some(), "{line}");
+        }
+        for line in [
+            "[    1.8] rust_keyboard KBD0001:00: probed: irq 1, data port 0x60, status port 0x64",
+            "[    2.0] rust_keyboard: scancode 1e pressed",
+            "LAB-INIT-READY",
+        ] {
+            assert!(kernel_problem(line).is_none(), "{line}");
+        }
+    }
+
+    #[test]
+    fn init_failures_and_finish() {
+        let mut b = ConsoleBuffer::default();
+        b.push_bytes(b"lab-init: ok\nLAB-INIT-ERROR: insmod failed (status 1)\n[ 9.0] BUG: x");
+        assert_eq!(
+            b.init_failure(),
+            Some("LAB-INIT-ERROR: insmod failed (status 1)")
+        );
+        assert!(b.problem().is_none());
+        b.finish();
+        assert_eq!(b.problem(), Some("[ 9.0] BUG: x"));
+    }
+
+    #[test]
+    fn follows_a_growing_file() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.log");
+        let mut f = File::create(&path).unwrap();
+        let mut c = Console::follow(&path).unwrap();
+        f.write_all(b"one\ntw").unwrap();
+        f.flush().unwrap();
+        for _ in 0..200 {
+            if c.with(|b| b.lines().len()) == 1 {
+                break;
+            }
+            c.wait_for_output(Duration::from_millis(20));
+        }
+        assert_eq!(c.with(|b| b.lines().to_vec()), ["one"]);
+        f.write_all(b"o\n").unwrap();
+        c.finish();
+        assert_eq!(c.with(|b| b.text()), "one\ntwo\n");
+    }
+}

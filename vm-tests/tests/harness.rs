@@ -1,0 +1,141 @@
+//! VM tests of the harness itself: the command channel, console scanning,
+//! shutdown. Each boots the lab VM from `$LAB_ARTIFACTS`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, ensure};
+use vm_tests::{Artifacts, Error, Machine, MachineType, VmConfig};
+
+fn config() -> Result<VmConfig> {
+    Ok(VmConfig::from_artifacts(&Artifacts::from_env()?)?)
+}
+
+#[test]
+fn command_channel_is_byte_exact() -> Result<()> {
+    let mut m = Machine::start(config()?.with_append("lab.nomodule"))?;
+    // Exit status, stdout and stderr, no trailing newline.
+    let (status, out) = m.execute("echo out; echo err >&2; printf tail; exit 3")?;
+    ensure!(status == 3, "status {status}");
+    ensure!(out == "out\nerr\ntail", "output {out:?}");
+    // No output at all.
+    ensure!(m.succeed("true")?.is_empty(), "true printed something");
+    // Bytes that would break a line protocol: NUL, CR, ESC, invalid UTF-8,
+    // and lines that look like protocol markers.
+    let out = m.succeed(r"printf 'a\000b\r\n\033[6n\n@@LAB-END 1 0\n@@LAB-BEGIN 9\n'")?;
+    ensure!(
+        out == "a\u{0}b\r\n\u{1b}[6n\n@@LAB-END 1 0\n@@LAB-BEGIN 9\n",
+        "output {out:?}"
+    );
+    // Large output and a large script (beyond a tty's 4096-byte line limit).
+    let out = m.succeed("i=0; while [ $i -lt 3000 ]; do echo line-$i; i=$((i+1)); done")?;
+    ensure!(
+        out.lines().count() == 3000 && out.ends_with("line-2999\n"),
+        "large output"
+    );
+    let script = format!("x='{}'; echo ${{#x}}", "y".repeat(20_000));
+    ensure!(m.succeed(&script)?.trim() == "20000", "large script");
+    // Quotes and shell syntax pass through untouched.
+    let out = m.succeed(r#"a="it's"; echo "$a" '$HOME' `echo sub` | tr a-z A-Z"#)?;
+    ensure!(out == "IT'S $HOME SUB\n", "output {out:?}");
+    m.shutdown()?;
+    Ok(())
+}
+
+#[test]
+fn succeed_fail_and_timeouts() -> Result<()> {
+    let mut m = Machine::start(config()?.with_append("lab.nomodule"))?;
+    m.fail("false")?;
+    match m.succeed("echo nope; exit 7") {
+        Err(Error::UnexpectedStatus {
+            status: 7, output, ..
+        }) if output == "nope\n" => {}
+        other => anyhow::bail!("succeed of a failing command gave {other:?}"),
+    }
+    ensure!(matches!(
+        m.fail("true"),
+        Err(Error::UnexpectedStatus { status: 0, .. })
+    ));
+
+    // A hung command times out, and the channel keeps working after it.
+    let t = Instant::now();
+    let r = m.execute_with_timeout("sleep 30", Duration::from_secs(2));
+    ensure!(
+        matches!(r, Err(Error::Timeout { .. })),
+        "sleep 30 with a 2 s timeout gave {r:?}"
+    );
+    ensure!(
+        t.elapsed() < Duration::from_secs(15),
+        "timeout took {:?}",
+        t.elapsed()
+    );
+    ensure!(m.succeed("echo alive")? == "alive\n");
+
+    // wait_until_succeeds retries; wait_until_fails too.
+    m.succeed("(sleep 2; touch /tmp/flag) >/dev/null 2>&1 &")?;
+    m.wait_until_succeeds("test -e /tmp/flag", Duration::from_secs(30))?;
+    m.succeed("(sleep 2; rm /tmp/flag) >/dev/null 2>&1 &")?;
+    m.wait_until_fails("test -e /tmp/flag", Duration::from_secs(30))?;
+    let r = m.wait_until_succeeds("false", Duration::from_secs(2));
+    ensure!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
+
+    // Console waits consume lines and time out with a clear message.
+    m.succeed("echo marker-one > /dev/console; echo marker-two > /dev/console")?;
+    let line = m.wait_for_console_text("marker-(one|two)", Duration::from_secs(10))?;
+    ensure!(line == "marker-one", "{line}");
+    let line = m.wait_for_console_text("marker-(one|two)", Duration::from_secs(10))?;
+    ensure!(line == "marker-two", "{line}");
+    match m.wait_for_console_text("marker-one", Duration::from_millis(500)) {
+        Err(e @ Error::Timeout { .. }) => {
+            let msg = e.to_string();
+            ensure!(
+                msg.contains("marker-one") && msg.contains("  | "),
+                "message: {msg}"
+            );
+        }
+        other => anyhow::bail!("consumed line matched again: {other:?}"),
+    }
+    m.shutdown()?;
+    ensure!(
+        m.exit_status().is_some_and(|s| s.success()),
+        "QEMU exit {:?}",
+        m.exit_status()
+    );
+    ensure!(matches!(m.succeed("true"), Err(Error::NotRunning)));
+    Ok(())
+}
+
+#[test]
+fn kernel_panic_fails_at_once() -> Result<()> {
+    // No init at all: the kernel panics during boot.
+    let config = config()?.with_append("rdinit=/nonexistent init=/nonexistent");
+    let t = Instant::now();
+    match Machine::start(config) {
+        Err(Error::KernelProblem { line, console_tail }) => {
+            ensure!(line.contains("Kernel panic"), "{line}");
+            ensure!(console_tail.contains("  | "), "no console tail");
+        }
+        Err(e) => anyhow::bail!("expected a kernel problem, got: {e}"),
+        Ok(_) => anyhow::bail!("a VM without init booted"),
+    }
+    ensure!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    Ok(())
+}
+
+#[test]
+fn crash_and_q35() -> Result<()> {
+    let mut m = Machine::start(config()?.with_machine(MachineType::Q35))?;
+    m.succeed("test -e /sys/bus/platform/drivers/rust_keyboard/KBD0001:00")?;
+    ensure!(m.console_log_path().exists());
+    m.crash();
+    ensure!(matches!(m.succeed("true"), Err(Error::NotRunning)));
+    let log = std::fs::read_to_string(m.console_log_path())?;
+    ensure!(
+        log.contains("LAB-INIT-READY"),
+        "console log lacks the ready line"
+    );
+    Ok(())
+}
