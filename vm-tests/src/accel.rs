@@ -11,6 +11,7 @@
 use std::fmt;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::{Error, Result};
 
@@ -113,6 +114,19 @@ impl HostProbe {
 pub fn choose(override_: Option<&str>) -> Result<Accel> {
     let env = std::env::var(ACCEL_ENV).ok();
     choose_with(override_, env.as_deref(), &HostProbe::host())
+}
+
+/// [`choose`] without an explicit override, decided once per process and
+/// reused by every VM it starts (what [`VmConfig::new`](crate::VmConfig::new)
+/// uses). Every [`Machine`](crate::Machine) prints the decision and its
+/// reason when it boots (on stderr, so also in nextest's JUnit report).
+pub fn chosen() -> Result<Accel> {
+    static CHOSEN: OnceLock<Accel> = OnceLock::new();
+    if let Some(accel) = CHOSEN.get() {
+        return Ok(accel.clone());
+    }
+    let accel = choose(None)?;
+    Ok(CHOSEN.get_or_init(|| accel).clone())
 }
 
 /// [`choose`] with explicit inputs (testable).

@@ -30,7 +30,10 @@
 //! * QEMU never outlives the test process ([`Machine`] kills it on drop, and
 //!   the kernel kills it if the test process dies);
 //! * the serial console of every boot is kept in a log file
-//!   ([`Machine::console_log_path`]).
+//!   ([`Machine::console_log_path`]);
+//! * a test written with [`run_test`] ends with a health check (a clean
+//!   [`Machine::shutdown`]), and with `LAB_INTERACTIVE=1` a failing test
+//!   hands its still running VM to [`Machine::interact`] ([`interact`]).
 //!
 //! Modules:
 //! * [`accel`]: KVM/TCG decision;
@@ -41,7 +44,9 @@
 //! * [`console`]: serial console log, line buffer and kernel-problem scanning;
 //! * [`channel`]: the host side of the ttyS1 command protocol;
 //! * [`interrupts`]: a `/proc/interrupts` parser;
-//! * [`scancodes`]: QEMU key names to PS/2 scan code set 1 (the test oracle).
+//! * [`scancodes`]: QEMU key names to PS/2 scan code set 1 (the test oracle);
+//! * [`interact`]: the interactive mode ([`Machine::interact`], [`run_test`],
+//!   `LAB_INTERACTIVE=1`) for debugging a failing test.
 
 #![warn(missing_docs)]
 
@@ -50,7 +55,9 @@ pub mod artifacts;
 pub mod channel;
 pub mod console;
 mod error;
+pub mod interact;
 pub mod interrupts;
+pub mod ktap;
 pub mod machine;
 pub mod qemu;
 pub mod qmp;
@@ -59,6 +66,7 @@ pub mod scancodes;
 pub use accel::{Accel, AccelKind};
 pub use artifacts::Artifacts;
 pub use error::{Error, Result};
+pub use interact::run_test;
 pub use interrupts::{Interrupts, IrqLine};
 pub use machine::Machine;
 pub use qemu::{ConsoleMode, MachineType, VmConfig};

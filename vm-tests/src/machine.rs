@@ -370,6 +370,24 @@ impl Machine {
         Ok(output)
     }
 
+    /// [`Machine::succeed`] with an explicit timeout (for long guest scripts).
+    pub fn succeed_with_timeout(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
+        let (status, output) = self.execute_with_timeout(cmd, timeout)?;
+        if status != 0 {
+            return Err(self.unexpected(cmd, "succeed", status, output));
+        }
+        Ok(output)
+    }
+
+    /// [`Machine::fail`] with an explicit timeout.
+    pub fn fail_with_timeout(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
+        let (status, output) = self.execute_with_timeout(cmd, timeout)?;
+        if status == 0 {
+            return Err(self.unexpected(cmd, "fail", status, output));
+        }
+        Ok(output)
+    }
+
     /// Repeats a command (about once a second) until it exits with status 0
     /// and returns its output; fails after `timeout`.
     pub fn wait_until_succeeds(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
@@ -444,6 +462,25 @@ impl Machine {
     pub fn key_up(&mut self, key: &str) -> Result<()> {
         self.log(&format!("key up {key}"));
         self.qmp_call("input-send-event", |q| q.key_up(key))
+    }
+
+    /// Sends several key events `(QEMU key name, down)` in ONE QMP
+    /// `input-send-event` command: QEMU queues them at once, without the
+    /// pacing of [`Machine::send_key`]. QEMU's PS/2 queue holds 16 bytes and
+    /// silently drops the rest, so keep one call within 16 bytes of scan
+    /// codes (8 plain or 4 extended presses with their releases) and let the
+    /// guest consume them (e.g. [`Machine::wait_for_interrupts`]) before the
+    /// next call.
+    pub fn input_send_event(&mut self, events: &[(&str, bool)]) -> Result<()> {
+        for (k, _) in events {
+            qmp::qkeycode(k)?;
+        }
+        let shown: Vec<String> = events
+            .iter()
+            .map(|(k, down)| format!("{k}{}", if *down { "+" } else { "-" }))
+            .collect();
+        self.log(&format!("input-send-event {}", shown.join(" ")));
+        self.qmp_call("input-send-event", |q| q.input_send_event(events))
     }
 
     /// Holds a key for `duration` with typematic repeat, as a real keyboard
@@ -701,7 +738,13 @@ impl Machine {
 }
 
 impl Drop for Machine {
+    /// Kills QEMU. If the thread is panicking (a failed `assert!` in a test)
+    /// and `LAB_INTERACTIVE=1` is set, the still running machine is first
+    /// handed to [`Machine::interact`] (see [`crate::interact`]).
     fn drop(&mut self) {
+        if std::thread::panicking() && self.child.is_some() && crate::interact::enabled() {
+            crate::interact::interact_on_failure(self);
+        }
         self.stop();
     }
 }

@@ -105,8 +105,9 @@ pub struct VmConfig {
 
 impl VmConfig {
     /// A VM booting `kernel` and `initramfs` without SSDT, with the defaults:
-    /// 256 MiB, 1 vCPU, `pc`, accelerator from [`accel::choose`] with no
-    /// override, no GUI, console to stdio, boot timeout 120 s.
+    /// 256 MiB, 1 vCPU, `pc`, accelerator from [`accel::chosen`] (decided
+    /// once per process, `LAB_ACCEL` honoured), no GUI, console to stdio,
+    /// boot timeout 120 s.
     pub fn new(kernel: impl Into<PathBuf>, initramfs: impl Into<PathBuf>) -> Result<Self> {
         Ok(VmConfig {
             qemu: PathBuf::from("qemu-system-x86_64"),
@@ -117,7 +118,7 @@ impl VmConfig {
             memory_mib: 256,
             cpus: 1,
             machine: MachineType::Pc,
-            accel: accel::choose(None)?,
+            accel: accel::chosen()?,
             gui: false,
             console: ConsoleMode::Stdio { log: None },
             runtime_dir: None,
@@ -151,6 +152,18 @@ impl VmConfig {
     /// Sets the machine type.
     pub fn with_machine(mut self, machine: MachineType) -> Self {
         self.machine = machine;
+        self
+    }
+
+    /// Sets the guest memory in MiB (at least 64).
+    pub fn with_memory(mut self, mib: u32) -> Self {
+        self.memory_mib = mib;
+        self
+    }
+
+    /// Names the VM in log file names (default: the current test's name).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
         self
     }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use vm_tests::{Artifacts, Error, Machine, MachineType, VmConfig};
+use vm_tests::{Artifacts, Error, Machine, VmConfig, run_test};
 
 fn config() -> Result<VmConfig> {
     Ok(VmConfig::from_artifacts(&Artifacts::from_env()?)?)
@@ -126,16 +126,67 @@ fn kernel_panic_fails_at_once() -> Result<()> {
 }
 
 #[test]
-fn crash_and_q35() -> Result<()> {
-    let mut m = Machine::start(config()?.with_machine(MachineType::Q35))?;
-    m.succeed("test -e /sys/bus/platform/drivers/rust_keyboard/KBD0001:00")?;
+fn crash_kills_qemu_and_keeps_the_console_log() -> Result<()> {
+    let mut m = Machine::start(config()?.with_append("lab.nomodule").with_memory(128))?;
+    ensure!(m.succeed("grep MemTotal /proc/meminfo")?.contains("kB"));
     ensure!(m.console_log_path().exists());
     m.crash();
     ensure!(matches!(m.succeed("true"), Err(Error::NotRunning)));
+    ensure!(
+        m.exit_status().is_some_and(|s| !s.success()),
+        "QEMU exit status after a kill: {:?}",
+        m.exit_status()
+    );
     let log = std::fs::read_to_string(m.console_log_path())?;
     ensure!(
         log.contains("LAB-INIT-READY"),
         "console log lacks the ready line"
     );
     Ok(())
+}
+
+/// `run_test` ends every test with a health check: a `WARNING:` that
+/// reached the console fails the test even if the test itself passed.
+#[test]
+fn run_test_fails_on_a_console_warning() -> Result<()> {
+    let r = run_test(config()?.with_append("lab.nomodule"), |m| {
+        // Anything written to /dev/kmsg is a kernel log line on the console.
+        m.succeed("echo 'WARNING: injected by the harness test' > /dev/kmsg")?;
+        Ok::<_, Error>(())
+    });
+    match r {
+        Err(Error::KernelProblem { line, .. }) => {
+            ensure!(line.contains("WARNING: injected"), "{line}");
+        }
+        other => anyhow::bail!("expected a kernel problem, got {other:?}"),
+    }
+    Ok(())
+}
+
+/// The interactive mode on a scripted input: shell commands, keys, the IRQ
+/// line, logs, errors, and `:quit` ending it.
+#[test]
+fn interactive_mode_drives_the_vm() -> Result<()> {
+    run_test(config()?, |m| {
+        let input =
+            "echo hello\n:irq\n:key a\n:irq\n:log 50\n:bogus\nexit 3\n\n:quit\necho never\n";
+        let mut out = Vec::new();
+        m.interact_with(input.as_bytes(), &mut out, false)?;
+        let out = String::from_utf8(out)?;
+        ensure!(out.contains("hello\n[exit status 0]\n"), "{out}");
+        ensure!(out.contains("[exit status 3]"), "{out}");
+        ensure!(out.contains("error: unknown command :bogus"), "{out}");
+        ensure!(!out.contains("never"), "input after :quit was run: {out}");
+        let totals: Vec<u64> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("IRQ 1: total "))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        ensure!(
+            totals.len() == 2 && totals[1] == totals[0] + 2,
+            "IRQ 1 totals {totals:?} around one key press: {out}"
+        );
+        ensure!(out.contains("scancode 9e released"), "{out}");
+        Ok(())
+    })
 }

@@ -129,8 +129,14 @@ pub fn run_logged(cmd: &mut Command, title: &str, log: &Path) -> Result<Duration
     let bar = progress(title);
     let file = Arc::new(Mutex::new(file));
     let pumps: Vec<_> = [
-        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -167,8 +173,7 @@ pub fn run_logged(cmd: &mut Command, title: &str, log: &Path) -> Result<Duration
 /// A spinner with a title; quiet (no redraws) when stderr is not a terminal.
 pub fn progress(title: &str) -> ProgressBar {
     let bar = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}")
-    {
+    if let Ok(style) = ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}") {
         bar.set_style(style);
     }
     bar.set_prefix(title.to_string());

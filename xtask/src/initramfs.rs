@@ -29,16 +29,36 @@ struct Member {
 
 impl Member {
     fn dir(name: &str) -> Self {
-        Self { name: name.into(), mode: S_IFDIR | 0o755, data: Vec::new(), rdev: None }
+        Self {
+            name: name.into(),
+            mode: S_IFDIR | 0o755,
+            data: Vec::new(),
+            rdev: None,
+        }
     }
     fn file(name: &str, perm: u32, data: Vec<u8>) -> Self {
-        Self { name: name.into(), mode: S_IFREG | perm, data, rdev: None }
+        Self {
+            name: name.into(),
+            mode: S_IFREG | perm,
+            data,
+            rdev: None,
+        }
     }
     fn symlink(name: &str, target: &str) -> Self {
-        Self { name: name.into(), mode: S_IFLNK | 0o777, data: target.as_bytes().to_vec(), rdev: None }
+        Self {
+            name: name.into(),
+            mode: S_IFLNK | 0o777,
+            data: target.as_bytes().to_vec(),
+            rdev: None,
+        }
     }
     fn char_dev(name: &str, perm: u32, major: u32, minor: u32) -> Self {
-        Self { name: name.into(), mode: S_IFCHR | perm, data: Vec::new(), rdev: Some((major, minor)) }
+        Self {
+            name: name.into(),
+            mode: S_IFCHR | perm,
+            data: Vec::new(),
+            rdev: Some((major, minor)),
+        }
     }
 }
 
@@ -50,7 +70,10 @@ pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Resul
         anyhow::bail!("{} is not an ELF binary", busybox.display());
     }
     let mut members = vec![];
-    for d in ["bin", "sbin", "dev", "etc", "lib", MODULE_DIR, "proc", "root", "sys", "tmp", "usr", "usr/bin", "usr/sbin"] {
+    for d in [
+        "bin", "sbin", "dev", "etc", "lib", MODULE_DIR, "proc", "root", "sys", "tmp", "usr",
+        "usr/bin", "usr/sbin",
+    ] {
         members.push(Member::dir(d));
     }
     // The kernel opens /dev/console for init before anything mounts devtmpfs.
@@ -86,9 +109,9 @@ pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Resul
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = out.with_extension("partial");
-    let file = std::fs::File::create(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    let tmp = out.with_extension(format!("partial.{}", std::process::id()));
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let gz = cpio::write_cpio(inputs, GzEncoder::new(file, Compression::default()))?;
     gz.finish()?.sync_all()?;
     std::fs::rename(&tmp, out)?;
@@ -133,7 +156,11 @@ mod tests {
             }
             rest = r.finish().unwrap();
         }
-        let find = |n: &str| seen.iter().find(|s| s.0 == n).unwrap_or_else(|| panic!("{n} missing"));
+        let find = |n: &str| {
+            seen.iter()
+                .find(|s| s.0 == n)
+                .unwrap_or_else(|| panic!("{n} missing"))
+        };
         assert_eq!(find("init").1, 0o100755);
         assert_eq!(find("dev/console").1 & 0o170000, S_IFCHR);
         assert_eq!((find("dev/console").2, find("dev/console").3), (5, 1));

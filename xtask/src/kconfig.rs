@@ -45,7 +45,11 @@ impl std::fmt::Display for Mismatch {
             Some(v) => v.clone(),
             None => "n (not set)".to_string(),
         };
-        let what = if self.got.is_none() { "dropped" } else { "changed" };
+        let what = if self.got.is_none() {
+            "dropped"
+        } else {
+            "changed"
+        };
         write!(
             f,
             "{}: wanted {}, got {} ({what} by Kconfig)",
@@ -59,7 +63,10 @@ impl std::fmt::Display for Mismatch {
 /// Every option of `fragment` whose value differs in `config`, with
 /// `CONFIG_RUST` first, then by name. "is not set" is satisfied by an option
 /// that is absent or not set; `=n` counts as "not set".
-pub fn compare(fragment: &BTreeMap<String, Value>, config: &BTreeMap<String, Value>) -> Vec<Mismatch> {
+pub fn compare(
+    fragment: &BTreeMap<String, Value>,
+    config: &BTreeMap<String, Value>,
+) -> Vec<Mismatch> {
     let norm = |v: &Value| -> Value {
         match v.as_deref() {
             None | Some("n") => None,
@@ -88,7 +95,8 @@ mod tests {
 
     #[test]
     fn parses_set_unset_and_strings() {
-        let m = parse("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n# comment\nCONFIG_A=m\n");
+        let m =
+            parse("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n# comment\nCONFIG_A=m\n");
         assert_eq!(m["CONFIG_A"], Some("m".into()));
         assert_eq!(m["CONFIG_B"], None);
         assert_eq!(m["CONFIG_C"], Some("\"x y\"".into()));
@@ -117,7 +125,12 @@ mod tests {
     fn the_repository_fragment_asks_for_rust_and_no_ps2_stack() {
         let frag = parse(include_str!("../../kernel/lab.config"));
         assert_eq!(frag["CONFIG_RUST"], Some("y".into()));
-        for off in ["CONFIG_SERIO_I8042", "CONFIG_INPUT", "CONFIG_VT", "CONFIG_KEYBOARD_ATKBD"] {
+        for off in [
+            "CONFIG_SERIO_I8042",
+            "CONFIG_INPUT",
+            "CONFIG_VT",
+            "CONFIG_KEYBOARD_ATKBD",
+        ] {
             assert_eq!(frag[off], None, "{off} must be off");
         }
     }

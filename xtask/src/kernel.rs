@@ -55,7 +55,11 @@ impl KernelTools {
     /// Checks that the tools exist before a long build starts.
     fn check(&self) -> Result<()> {
         exec::require("make")?;
-        let suffix = if self.llvm == "1" { "" } else { self.llvm.as_str() };
+        let suffix = if self.llvm == "1" {
+            ""
+        } else {
+            self.llvm.as_str()
+        };
         for t in ["clang", "ld.lld", "llvm-ar", "llvm-objcopy"] {
             exec::require(&format!("{t}{suffix}"))?;
         }
@@ -123,8 +127,16 @@ pub fn build(
     if !src.join("Kconfig").is_file() {
         bail!("{} is not a kernel source tree (no Kconfig)", src.display());
     }
+    // merge_config.sh runs in the build directory: make the paths absolute.
+    let fragments: Vec<PathBuf> = fragments
+        .iter()
+        .map(|f| {
+            f.canonicalize()
+                .with_context(|| format!("config fragment {} does not exist", f.display()))
+        })
+        .collect::<Result<_>>()?;
     let mut fragment_text = String::new();
-    for f in fragments {
+    for f in &fragments {
         fragment_text.push_str(
             &std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read config fragment {}", f.display()))?,
@@ -163,17 +175,25 @@ pub fn build(
     let log = |name: &str| log_dir.join(format!("kernel-{name}.log"));
 
     // Configuration: tinyconfig + fragments, then olddefconfig.
-    exec::run_logged(&mut make(&["tinyconfig"]), "kernel: tinyconfig", &log("config"))?;
+    exec::run_logged(
+        &mut make(&["tinyconfig"]),
+        "kernel: tinyconfig",
+        &log("config"),
+    )?;
     let mut merge = cmd("sh", [src.join("scripts/kconfig/merge_config.sh")]);
     merge
         .arg("-m")
         .arg("-O")
         .arg(&build_dir)
         .arg(build_dir.join(".config"))
-        .args(fragments)
+        .args(&fragments)
         .current_dir(&build_dir);
     exec::run_logged(&mut merge, "kernel: merge config fragments", &log("merge"))?;
-    exec::run_logged(&mut make(&["olddefconfig"]), "kernel: olddefconfig", &log("olddefconfig"))?;
+    exec::run_logged(
+        &mut make(&["olddefconfig"]),
+        "kernel: olddefconfig",
+        &log("olddefconfig"),
+    )?;
     check_config(&build_dir, &fragment_text, &mut make(&["rustavailable"]))?;
 
     // Module.symvers (needed by out-of-tree modules) comes from `modules`.
@@ -218,7 +238,9 @@ fn check_config(build_dir: &Path, fragment_text: &str, rustavailable: &mut Comma
                 )
             })
             .unwrap_or_else(|e| e.to_string());
-        msg.push_str("\n\nCONFIG_RUST needs a working Rust toolchain; `make rustavailable` says:\n");
+        msg.push_str(
+            "\n\nCONFIG_RUST needs a working Rust toolchain; `make rustavailable` says:\n",
+        );
         msg.push_str(why.trim());
     }
     bail!(msg)

@@ -18,6 +18,10 @@ pub struct BuildArgs {
     /// Parallel jobs for make.
     #[arg(long, short, default_value_t = crate::default_jobs())]
     pub jobs: usize,
+    /// Also build the KUnit kernel (lab.config + kunit.config) with its own
+    /// module and initramfs into <artifacts>/kunit (`test` always does).
+    #[arg(long)]
+    pub kunit: bool,
 }
 
 /// Arguments of `kernel`.
@@ -43,7 +47,7 @@ pub struct KernelArgs {
 #[derive(Args)]
 struct ToolArgs {
     /// The kernel's LLVM= value: 1 (tools on PATH) or a version suffix (-19).
-    #[arg(long, default_value = "1")]
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
     llvm: String,
     /// RUST_LIB_SRC: the `library` directory of the Rust sources.
     #[arg(long, value_parser = crate::path)]
@@ -172,6 +176,19 @@ pub struct TestArgs {
     nextest_args: Vec<String>,
 }
 
+/// Arguments of `bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Number of boots.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Use the artifacts as they are; do not build.
+    #[arg(long)]
+    no_build: bool,
+    #[command(flatten)]
+    build: BuildArgs,
+}
+
 /// The host path's context: checkout, cache, pins.
 struct Host {
     repo: PathBuf,
@@ -211,7 +228,7 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
     let start = Instant::now();
     let host = Host::new()?;
     eprintln!("cache: {}", host.cache.root.display());
-    eprintln!("[1/5] provision");
+    eprintln!("[1/4] provision");
     let t: Toolchain = provision::provision(&host.repo, &host.cache, &host.pins)?;
     let tools = KernelTools {
         llvm: t.llvm.clone(),
@@ -220,47 +237,46 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
         rust_bin: Some(t.rust_bin.clone()),
         jobs: args.jobs,
     };
-    let logs = host.cache.logs();
-    eprintln!("[2/5] kernel (Linux {})", t.kernel_version);
-    let kout = kernel::build(
-        &t.kernel_src,
-        &[host.repo.join("kernel/lab.config")],
-        &host.cache.builds().join(format!("kernel-{}", t.kernel_version)),
-        &tools,
-        &logs,
-    )?;
-    eprintln!("[3/5] module");
-    let module_out = host.cache.builds().join("module");
-    let kos = kernel::build_module(&kout.build_dir, &host.repo.join("module"), &module_out, &tools, &logs)?;
-    eprintln!("[4/5] ssdt");
     let artifacts = host.cache.artifacts();
+    eprintln!("[2/4] ssdt");
     let acpi_out = artifacts.join("acpi");
     let _ = std::fs::remove_dir_all(&acpi_out);
     ssdt::build(&host.repo.join("acpi"), &acpi_out, None)?;
-    eprintln!("[5/5] initramfs");
-    let busybox = exec::which("busybox")
-        .or_else(|| Some(PathBuf::from("/bin/busybox")).filter(|p| p.is_file()))
-        .ok_or_else(|| exec::missing_tool("busybox"))?;
-    let ko_refs: Vec<&Path> = kos.iter().map(PathBuf::as_path).collect();
-    initramfs::pack(
-        &busybox,
-        &host.repo.join("initramfs/init"),
-        &ko_refs,
-        &artifacts.join("initramfs.cpio.gz"),
-    )?;
-    std::fs::copy(&kout.bz_image, artifacts.join("bzImage"))?;
-    for ko in &kos {
-        std::fs::copy(ko, artifacts.join(ko.file_name().unwrap_or_default()))?;
+    eprintln!(
+        "[3/4] lab kernel (Linux {}), module, initramfs",
+        t.kernel_version
+    );
+    let lab = KernelSet {
+        name: "lab",
+        fragments: &["kernel/lab.config"],
+        out: &artifacts,
+    };
+    let kdir = build_set(&host, &t, &tools, &lab)?;
+    if args.kunit {
+        eprintln!("[4/4] KUnit kernel, module, initramfs");
+        build_set(
+            &host,
+            &t,
+            &tools,
+            &KernelSet {
+                name: "kunit",
+                fragments: &["kernel/lab.config", "kernel/kunit.config"],
+                out: &artifacts.join("kunit"),
+            },
+        )?;
+    } else {
+        eprintln!("[4/4] KUnit kernel: skipped (built by `cargo xtask test` or `build --kunit`)");
     }
-    std::fs::write(
-        artifacts.join("manifest.json"),
+    install_bytes(
+        &artifacts.join("manifest.json"),
         serde_json::to_string_pretty(&serde_json::json!({
             "kernel_source": t.kernel_version,
-            "kernel_build": kout.build_dir,
+            "kernel_build": kdir,
             "rust_lib_src": t.rust_lib_src,
             "bindgen": t.bindgen,
             "llvm": t.llvm,
-        }))?,
+        }))?
+        .as_bytes(),
     )?;
     eprintln!(
         "artifacts ready in {} ({:.1} s)",
@@ -268,6 +284,73 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
         start.elapsed().as_secs_f64()
     );
     Ok(artifacts)
+}
+
+/// One kernel configuration of the lab and where its artifacts go.
+struct KernelSet<'a> {
+    /// Short name: the build directories are `kernel-<version>-<name>` and
+    /// `module-<name>`.
+    name: &'a str,
+    /// Config fragments, relative to the checkout, in merge order.
+    fragments: &'a [&'a str],
+    /// Directory receiving `bzImage`, the module and `initramfs.cpio.gz`.
+    out: &'a Path,
+}
+
+/// Builds a kernel, the module against it and an initramfs holding that
+/// module, and installs them into `set.out`. Returns the kernel build tree.
+fn build_set(host: &Host, t: &Toolchain, tools: &KernelTools, set: &KernelSet) -> Result<PathBuf> {
+    let logs = host.cache.logs().join(set.name);
+    let fragments: Vec<PathBuf> = set.fragments.iter().map(|f| host.repo.join(f)).collect();
+    let kout = kernel::build(
+        &t.kernel_src,
+        &fragments,
+        &host
+            .cache
+            .builds()
+            .join(format!("kernel-{}-{}", t.kernel_version, set.name)),
+        tools,
+        &logs,
+    )?;
+    let module_out = host.cache.builds().join(format!("module-{}", set.name));
+    let kos = kernel::build_module(
+        &kout.build_dir,
+        &host.repo.join("module"),
+        &module_out,
+        tools,
+        &logs,
+    )?;
+    let busybox = exec::which("busybox")
+        .or_else(|| Some(PathBuf::from("/bin/busybox")).filter(|p| p.is_file()))
+        .ok_or_else(|| exec::missing_tool("busybox"))?;
+    let ko_refs: Vec<&Path> = kos.iter().map(PathBuf::as_path).collect();
+    std::fs::create_dir_all(set.out)?;
+    initramfs::pack(
+        &busybox,
+        &host.repo.join("initramfs/init"),
+        &ko_refs,
+        &set.out.join("initramfs.cpio.gz"),
+    )?;
+    install_file(&kout.bz_image, &set.out.join("bzImage"))?;
+    for ko in &kos {
+        install_file(ko, &set.out.join(ko.file_name().unwrap_or_default()))?;
+    }
+    Ok(kout.build_dir)
+}
+
+/// Copies `src` to `dest` through a temporary file and a rename, so that a
+/// VM or test reading `dest` never sees a half-written file.
+fn install_file(src: &Path, dest: &Path) -> Result<()> {
+    let data = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+    install_bytes(dest, &data)
+}
+
+/// Writes `data` to `dest` through a temporary file and a rename.
+fn install_bytes(dest: &Path, data: &[u8]) -> Result<()> {
+    let tmp = dest.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, data).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, dest).with_context(|| format!("cannot install {}", dest.display()))?;
+    Ok(())
 }
 
 /// `cargo xtask kernel` (step).
@@ -300,10 +383,14 @@ pub fn initramfs_step(a: &InitramfsArgs) -> Result<()> {
     Ok(())
 }
 
-/// The artifact directory: built now, or as it is with `no_build`.
+/// The artifact directory: built now, or as it is with `no_build`
+/// (`$LAB_ARTIFACTS` if set, e.g. the flake's, else the cache's).
 fn artifacts(no_build: bool, args: &BuildArgs) -> Result<PathBuf> {
     if no_build {
-        let dir = Cache::from_env()?.artifacts();
+        let dir = match std::env::var_os(vm_tests::artifacts::ARTIFACTS_ENV) {
+            Some(d) if !d.is_empty() => PathBuf::from(d),
+            _ => Cache::from_env()?.artifacts(),
+        };
         if !dir.join("bzImage").is_file() {
             bail!("no artifacts in {}: run `cargo xtask build`", dir.display());
         }
@@ -333,10 +420,18 @@ pub fn vm(a: &VmArgs) -> Result<()> {
     config.gui = a.gui;
     let mut config = config.with_append(&a.append);
     let log = Cache::from_env()?.logs().join("vm-console.log");
-    config.console = vm_tests::ConsoleMode::Stdio { log: Some(log.clone()) };
-    eprintln!("vm: booting {} (console log: {})", dir.display(), log.display());
+    config.console = vm_tests::ConsoleMode::Stdio {
+        log: Some(log.clone()),
+    };
+    eprintln!(
+        "vm: booting {} (console log: {})",
+        dir.display(),
+        log.display()
+    );
     if !a.gui {
-        eprintln!("vm: press keys on the VM's PS/2 keyboard with `cargo xtask keys a b c` (or --gui)");
+        eprintln!(
+            "vm: press keys on the VM's PS/2 keyboard with `cargo xtask keys a b c` (or --gui)"
+        );
     }
     let status = config.run_interactive()?;
     if !status.success() {
@@ -362,7 +457,10 @@ pub fn keys(a: &KeysArgs) -> Result<()> {
     let text_chords = vm_tests::qmp::text_chords(a.text.as_deref().unwrap_or_default())?;
     let mut qmp = vm_tests::QmpClient::connect(&socket, std::time::Duration::from_secs(5))
         .with_context(|| {
-            format!("no VM answers on {}: start one with `cargo xtask vm`", socket.display())
+            format!(
+                "no VM answers on {}: start one with `cargo xtask vm`",
+                socket.display()
+            )
         })?;
     let hold = std::time::Duration::from_millis(KEY_HOLD_MS);
     for chord in chords.iter().chain(&text_chords) {
@@ -377,16 +475,36 @@ pub fn keys(a: &KeysArgs) -> Result<()> {
 /// How long `keys` holds each key down.
 const KEY_HOLD_MS: u64 = 30;
 
+/// `cargo xtask nix-check`.
+pub fn nix_check() -> Result<()> {
+    crate::nix_check::run(&paths::repo_root()?, &Cache::from_env()?)
+}
+
+/// `cargo xtask bench`.
+pub fn bench(a: &BenchArgs) -> Result<()> {
+    let dir = artifacts(a.no_build, &a.build)?;
+    crate::bench::boot_to_bound(&dir, a.runs)
+}
+
 /// `cargo xtask test`: build, then run all tests with nextest.
 pub fn test(a: &TestArgs) -> Result<()> {
     let cache = Cache::from_env()?;
-    let artifacts = artifacts(a.no_build, &a.build)?;
+    let build_args = BuildArgs {
+        kunit: true,
+        ..a.build.clone()
+    };
+    let artifacts = artifacts(a.no_build, &build_args)?;
     let nextest = match exec::which("cargo-nextest") {
         Some(p) => p,
-        None => provision::install_crate(&cache, "cargo-nextest", NEXTEST_VERSION, "cargo-nextest")?,
+        None => {
+            provision::install_crate(&cache, "cargo-nextest", NEXTEST_VERSION, "cargo-nextest")?
+        }
     };
     let repo = paths::repo_root()?;
-    let mut c = cmd(&nextest, ["nextest", "run", "--workspace", "--profile", "ci"]);
+    let mut c = cmd(
+        &nextest,
+        ["nextest", "run", "--workspace", "--profile", "ci"],
+    );
     c.args(&a.nextest_args)
         .current_dir(&repo)
         .env("LAB_ARTIFACTS", &artifacts)
@@ -400,7 +518,10 @@ pub fn test(a: &TestArgs) -> Result<()> {
         .status()
         .with_context(|| format!("cannot run {}", nextest.display()))?;
     if !status.success() {
-        bail!("tests failed ({status}); VM console logs are in {}", cache.logs().join("vm").display());
+        bail!(
+            "tests failed ({status}); VM console logs are in {}",
+            cache.logs().join("vm").display()
+        );
     }
     Ok(())
 }

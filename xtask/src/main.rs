@@ -5,12 +5,14 @@
 //! (`kernel`, `module`, `ssdt`, `initramfs`) take every input explicitly and
 //! use tools from PATH by default: the flake runs exactly these.
 
+mod bench;
 mod exec;
-mod paths;
 mod initramfs;
 mod kconfig;
 mod kernel;
 mod lab;
+mod nix_check;
+mod paths;
 mod pins;
 mod provision;
 mod ssdt;
@@ -42,6 +44,10 @@ enum Cmd {
     /// Build if needed, then run every test (host unit tests and VM tests)
     /// with cargo-nextest.
     Test(lab::TestArgs),
+    /// Check the Nix files: parse, alejandra --check, deadnix, flake.lock.
+    NixCheck,
+    /// Benchmark: boot the VM several times, report boot-to-driver-bound time.
+    Bench(lab::BenchArgs),
     /// Step: configure, check and build a kernel.
     Kernel(lab::KernelArgs),
     /// Step: build the out-of-tree module against a kernel build tree.
@@ -60,6 +66,8 @@ fn main() {
         Cmd::Vm(a) => lab::vm(&a),
         Cmd::Keys(a) => lab::keys(&a),
         Cmd::Test(a) => lab::test(&a),
+        Cmd::NixCheck => lab::nix_check(),
+        Cmd::Bench(a) => lab::bench(&a),
         Cmd::Kernel(a) => lab::kernel_step(&a),
         Cmd::Module(a) => lab::module_step(&a),
         Cmd::Ssdt(a) => lab::ssdt_step(&a),

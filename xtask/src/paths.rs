@@ -18,7 +18,10 @@ pub fn repo_root() -> Result<PathBuf> {
             return Ok(dir.to_path_buf());
         }
     }
-    bail!("cannot find the lab checkout (a directory with pins.toml) above {}", cwd.display())
+    bail!(
+        "cannot find the lab checkout (a directory with pins.toml) above {}",
+        cwd.display()
+    )
 }
 
 /// The cache root of this process's environment (the rule lives in
@@ -41,7 +44,9 @@ pub struct Cache {
 impl Cache {
     /// The cache of this process's environment.
     pub fn from_env() -> Result<Self> {
-        Ok(Self { root: cache_root()? })
+        Ok(Self {
+            root: cache_root()?,
+        })
     }
     /// Isolated apt configuration and state.
     pub fn apt(&self) -> PathBuf {

@@ -150,7 +150,10 @@ impl Pins {
             }
         }
         if !self.archive.snapshot_url.starts_with("https://") {
-            bail!("archive.snapshot_url must be an https URL, got {:?}", self.archive.snapshot_url);
+            bail!(
+                "archive.snapshot_url must be an https URL, got {:?}",
+                self.archive.snapshot_url
+            );
         }
         for pin in self.kernel.pins.iter().chain(&self.rust_src.pins) {
             let ts = pin.snapshot.as_bytes();
@@ -167,7 +170,10 @@ impl Pins {
             }
         }
         for pin in &self.rust_src.pins {
-            if !pin.version.starts_with(&format!("{}+", self.rust_src.rustc)) {
+            if !pin
+                .version
+                .starts_with(&format!("{}+", self.rust_src.rustc))
+            {
                 bail!(
                     "rust-src pin {} does not belong to rustc {}: the kernel needs the sources of exactly the compiler it is built with",
                     pin.version,
@@ -211,12 +217,20 @@ mod tests {
     fn repository_pin_file_is_valid_and_matches_the_toolchain() {
         let pins = Pins::parse(REPO_PINS).unwrap();
         assert_eq!(pins.kernel.package, "linux-source-7.2");
-        assert!(pins.kernel.pins.iter().all(|p| p.version.starts_with("7.2.")));
+        assert!(
+            pins.kernel
+                .pins
+                .iter()
+                .all(|p| p.version.starts_with("7.2."))
+        );
         check_toolchain_matches(REPO_TOOLCHAIN, &pins).unwrap();
     }
 
     fn with(replace: &str, by: &str) -> String {
-        assert!(REPO_PINS.contains(replace), "fixture text {replace:?} missing");
+        assert!(
+            REPO_PINS.contains(replace),
+            "fixture text {replace:?} missing"
+        );
         REPO_PINS.replacen(replace, by, 1)
     }
 
@@ -241,7 +255,8 @@ mod tests {
     #[test]
     fn toolchain_mismatch_is_reported() {
         let pins = Pins::parse(REPO_PINS).unwrap();
-        let err = check_toolchain_matches("[toolchain]\nchannel = \"1.94.0\"\n", &pins).unwrap_err();
+        let err =
+            check_toolchain_matches("[toolchain]\nchannel = \"1.94.0\"\n", &pins).unwrap_err();
         assert!(err.to_string().contains("1.94.0"), "{err}");
     }
 

@@ -176,7 +176,10 @@ pub fn ensure_host_packages(wanted: &[String]) -> Result<()> {
     }
     let still = missing_packages(wanted)?;
     if !still.is_empty() {
-        bail!("apt-get finished but these packages are still not installed: {}", still.join(" "));
+        bail!(
+            "apt-get finished but these packages are still not installed: {}",
+            still.join(" ")
+        );
     }
     Ok(())
 }
@@ -185,11 +188,16 @@ pub fn ensure_host_packages(wanted: &[String]) -> Result<()> {
 fn pinned_rust_bin(version: &str) -> Result<PathBuf> {
     let rustc = match exec::which("rustup") {
         Some(_) => PathBuf::from(
-            exec::output(&mut cmd("rustup", ["which", "--toolchain", version, "rustc"]))
-                .with_context(|| {
-                    format!("rustup has no {version} toolchain: run `rustup toolchain install {version}`")
-                })?
-                .trim(),
+            exec::output(&mut cmd(
+                "rustup",
+                ["which", "--toolchain", version, "rustc"],
+            ))
+            .with_context(|| {
+                format!(
+                    "rustup has no {version} toolchain: run `rustup toolchain install {version}`"
+                )
+            })?
+            .trim(),
         ),
         None => exec::require("rustc")?,
     };
@@ -291,15 +299,16 @@ impl IsolatedApt {
 
     fn has_lists(&self) -> bool {
         std::fs::read_dir(&self.lists)
-            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with("_Packages")))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+            })
             .unwrap_or(false)
     }
 
     fn update(&self) -> Result<()> {
         if !Path::new("/usr/share/keyrings/debian-archive-keyring.gpg").exists() {
-            bail!(
-                "Debian's archive keyring is missing: `apt-get install debian-archive-keyring`"
-            );
+            bail!("Debian's archive keyring is missing: `apt-get install debian-archive-keyring`");
         }
         let mut c = self.apt("apt-get");
         c.arg("update");
@@ -438,7 +447,9 @@ fn unpack_deb(cache: &Cache, name: &str, pin: &DebPin, deb: &Path) -> Result<Pat
     if is_unpacked(&dest, pin) {
         return Ok(dest);
     }
-    let tmp = cache.sources().join(format!(".{name}-{}.partial", pin.version));
+    let tmp = cache
+        .sources()
+        .join(format!(".{name}-{}.partial", pin.version));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     let mut c = cmd("dpkg-deb", [Path::new("-x"), deb, &tmp]);
@@ -482,7 +493,9 @@ fn unpack_kernel(cache: &Cache, pin: &DebPin, deb: &Path, tarball: &str) -> Resu
     if is_unpacked(&dest, pin) {
         return Ok(dest);
     }
-    let tmp = cache.sources().join(format!(".linux-{}.partial", pin.version));
+    let tmp = cache
+        .sources()
+        .join(format!(".linux-{}.partial", pin.version));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(tmp.join("deb"))?;
     let log = cache.logs().join("unpack-kernel.log");
@@ -520,7 +533,14 @@ pub fn install_crate(cache: &Cache, name: &str, version: &str, bin: &str) -> Res
     }
     let mut c = cmd(
         "cargo",
-        ["install", "--locked", "--quiet", "--version", version, "--root"],
+        [
+            "install",
+            "--locked",
+            "--quiet",
+            "--version",
+            version,
+            "--root",
+        ],
     );
     c.arg(&root).arg(name);
     // From the checkout, so that rustup uses the pinned toolchain of
@@ -532,7 +552,10 @@ pub fn install_crate(cache: &Cache, name: &str, version: &str, bin: &str) -> Res
         &cache.logs().join(format!("install-{name}.log")),
     )?;
     if !binary.is_file() {
-        bail!("cargo install {name} {version} did not produce {}", binary.display());
+        bail!(
+            "cargo install {name} {version} did not produce {}",
+            binary.display()
+        );
     }
     Ok(binary)
 }

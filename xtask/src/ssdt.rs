@@ -107,9 +107,21 @@ mod tests {
     #[test]
     fn summary_line_is_parsed() {
         let out = "ASL Input: x.asl\nCompilation successful. 0 Errors, 2 Warnings, 1 Remarks, 5 Optimizations\n";
-        assert_eq!(parse_summary(out), Some(Summary { errors: 0, warnings: 2 }));
+        assert_eq!(
+            parse_summary(out),
+            Some(Summary {
+                errors: 0,
+                warnings: 2
+            })
+        );
         let out = "Compilation failed. 1 Error, 0 Warnings, 0 Remarks\n";
-        assert_eq!(parse_summary(out), Some(Summary { errors: 1, warnings: 0 }));
+        assert_eq!(
+            parse_summary(out),
+            Some(Summary {
+                errors: 1,
+                warnings: 0
+            })
+        );
         assert_eq!(parse_summary("nothing"), None);
     }
 
@@ -126,7 +138,12 @@ mod tests {
         assert!(built.iter().any(|p| p.ends_with("ssdt.aml")));
         // Every .aml starts with its signature.
         for aml in &built {
-            assert_eq!(&std::fs::read(aml).unwrap()[..4], b"SSDT", "{}", aml.display());
+            assert_eq!(
+                &std::fs::read(aml).unwrap()[..4],
+                b"SSDT",
+                "{}",
+                aml.display()
+            );
         }
 
         let bad = tempfile::tempdir().unwrap();
@@ -135,7 +152,9 @@ mod tests {
             "DefinitionBlock (\"\", \"SSDT\", 2, \"TEST\", \"BAD\", 1) { Scope (\\_SB) { Device (KBD) { Name (_HID, \"KBD0001\") Name (_UID 1) } } }",
         )
         .unwrap();
-        let err = build(bad.path(), dir.path(), Some(&iasl)).unwrap_err().to_string();
+        let err = build(bad.path(), dir.path(), Some(&iasl))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad.asl"), "{err}");
         assert!(err.contains("rror"), "{err}");
         assert!(!dir.path().join("bad.aml").exists());

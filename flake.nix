@@ -1,0 +1,52 @@
+{
+  description = "Rust-for-Linux PS/2 keyboard driver lab: kernel, module, SSDT, initramfs, VM and VM tests";
+
+  inputs = {
+    # nixos-unstable of 2026-08-13 (crane needs nixpkgs >= 26.05).
+    nixpkgs.url = "github:NixOS/nixpkgs/0e251e24a4f24e036a084b6b4b2d2491af4167f4";
+    # crane of 2026-08-03; it has no inputs of its own.
+    crane.url = "github:ipetkov/crane/2c71e194474d13de031d729b729c968ddbe3507f";
+  };
+
+  outputs = {
+    nixpkgs,
+    crane,
+    ...
+  }: let
+    # x86_64-linux only. aarch64 is not supported: the driver does x86 port
+    # I/O (the i8042 at 0x60/0x64) and the lab boots qemu-system-x86_64.
+    systems = ["x86_64-linux"];
+    labs = nixpkgs.lib.genAttrs systems (system:
+      import ./nix {
+        pkgs = nixpkgs.legacyPackages.${system};
+        inherit crane;
+      });
+    forAllSystems = f: builtins.mapAttrs (_: f) labs;
+  in {
+    packages = forAllSystems (lab: {
+      inherit (lab) kernel module ssdt initramfs vm;
+      rust-analyzer-project = lab.rustAnalyzerProject;
+      # The artifact directory: LAB_ARTIFACTS=$(nix build --print-out-paths).
+      default = lab.artifacts;
+    });
+
+    apps = forAllSystems (lab: {
+      vm = {
+        type = "app";
+        program = "${lab.vm}/bin/rust-kbd-lab-vm";
+        meta.description = "Boot the lab's VM (KVM if the host has hardware KVM, TCG otherwise)";
+      };
+    });
+
+    checks = forAllSystems (lab:
+      lab.workspaceChecks
+      // {
+        vm-tests = lab.vmTests;
+        nix-format = lab.nixFormat;
+      });
+
+    devShells = forAllSystems (lab: {default = lab.devShell;});
+
+    formatter = nixpkgs.lib.genAttrs systems (system: nixpkgs.legacyPackages.${system}.alejandra);
+  };
+}

@@ -1,0 +1,26 @@
+# The VM tests as a check: the vm-tests crate's tests, run by nextest with the
+# CI profile as `cargo xtask test` runs them, booting the flake's artifacts in
+# the build sandbox. The sandbox has no /dev/kvm (the check does not ask for
+# the "kvm" system feature on purpose), so QEMU runs with TCG: the check
+# passes on builders without KVM. Serial logs of every boot end up in
+# $out/logs.
+{
+  craneLib,
+  workspace,
+  qemu_kvm,
+  artifacts,
+}:
+craneLib.cargoNextest (workspace.commonArgs
+  // {
+    inherit (workspace) cargoArtifacts;
+    pname = "rust-kbd-lab-vm-tests";
+    cargoExtraArgs = "--locked";
+    cargoNextestExtraArgs = "--package vm-tests --profile ci";
+    nativeBuildInputs = [qemu_kvm];
+    env.LAB_ARTIFACTS = "${artifacts}";
+    preCheck = ''
+      export LAB_LOG_DIR="$out/logs" LAB_CACHE_DIR="$NIX_BUILD_TOP/lab-cache"
+      mkdir -p "$LAB_LOG_DIR"
+    '';
+    doInstallCargoArtifacts = false;
+  })

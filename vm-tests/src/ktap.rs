@@ -1,0 +1,1304 @@
+//! A parser for the KTAP results KUnit prints on the kernel console.
+//!
+//! KUnit reports in KTAP (`Documentation/dev-tools/ktap.rst`). A run of
+//! built-in suites at boot looks like this on the console (timestamps from
+//! `CONFIG_PRINTK_TIME`, nesting shown by four spaces per level):
+//!
+//! ```text
+//! [    1.234567] KTAP version 1
+//! [    1.234568] 1..2
+//! [    1.234569]     KTAP version 1
+//! [    1.234570]     # Subtest: rust_kvec
+//! [    1.234571]     # speed: normal
+//! [    1.234572]     1..2
+//! [    1.234573]     ok 1 test_kvec_push
+//! [    1.234574]     ok 2 test_kvec_pop # SKIP not on this arch
+//! [    1.234575] # rust_kvec: pass:1 fail:0 skip:1 total:2
+//! [    1.234576] ok 1 rust_kvec
+//! [    1.234577]     KTAP version 1
+//! [    1.234578]     # Subtest: rust_atomics
+//! ...
+//! ```
+//!
+//! Every load of a module with suites prints another such document (a new
+//! `KTAP version 1` at the top level), so a console can hold several
+//! [`Run`]s. Parameterised test cases nest one level deeper.
+//!
+//! [`Ktap::parse`] is pure (text in, results out) and never fails: lines that
+//! are not KTAP (the rest of the kernel log, the guest's /init) are skipped,
+//! and what is wrong with the KTAP itself — a plan that promised more results
+//! than were printed (a truncated run), a test whose result line never came,
+//! numbers out of order — is collected in [`Ktap::problems`]. Nesting is
+//! taken from the indentation, so a line of unrelated output between two
+//! KTAP lines changes nothing.
+
+use std::fmt;
+
+/// The result of one test, from its `ok` / `not ok` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `ok N name`: the test passed.
+    Pass,
+    /// `not ok N name`: the test failed.
+    Fail,
+    /// `ok N name # SKIP reason`: the test was skipped (a SKIP directive
+    /// makes a test skipped whether the line says `ok` or `not ok`).
+    Skip {
+        /// The text after `SKIP`, trimmed; empty when none was given.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Pass => f.write_str("ok"),
+            Outcome::Fail => f.write_str("not ok"),
+            Outcome::Skip { reason } if reason.is_empty() => f.write_str("skipped"),
+            Outcome::Skip { reason } => write!(f, "skipped ({reason})"),
+        }
+    }
+}
+
+/// One test: a suite (its subtests are its test cases), a test case, or one
+/// parameter of a parameterised test case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Test {
+    /// The name on the result line (or on the `# Subtest:` line when the
+    /// result line never came); empty if neither gave one.
+    pub name: String,
+    /// The number on the result line; `None` when the result line never came.
+    pub number: Option<u64>,
+    /// The result; `None` when the result line never came (the run was cut
+    /// off, or the kernel died, while this test ran).
+    pub outcome: Option<Outcome>,
+    /// The number of subtests its `1..N` plan announced, if it printed one.
+    pub plan: Option<usize>,
+    /// Its subtests in order: the test cases of a suite, the parameters of a
+    /// parameterised case; empty for a plain test case.
+    pub subtests: Vec<Test>,
+    /// The `# ...` lines (without the `# `) printed at the indentation of this
+    /// test's result line after the previous sibling's result: KUnit's
+    /// assertion failures, statistics and attributes.
+    pub diagnostics: Vec<String>,
+    /// The 1-based console line of its result line (of its first header line
+    /// when there is no result line).
+    pub line: usize,
+}
+
+impl Test {
+    /// Whether the result line says the test passed (`ok` without SKIP).
+    pub fn passed(&self) -> bool {
+        self.outcome == Some(Outcome::Pass)
+    }
+
+    /// Whether the test was skipped (SKIP directive).
+    pub fn skipped(&self) -> bool {
+        matches!(self.outcome, Some(Outcome::Skip { .. }))
+    }
+
+    /// Whether the test failed or never reported a result.
+    pub fn failed_or_missing(&self) -> bool {
+        matches!(self.outcome, None | Some(Outcome::Fail))
+    }
+
+    /// The subtest called `name`, if any.
+    pub fn subtest(&self, name: &str) -> Option<&Test> {
+        self.subtests.iter().find(|t| t.name == name)
+    }
+
+    /// The tests in this test's tree that failed or have no result and whose
+    /// own subtests did not (the most precise culprits), each as
+    /// `suite.case[.param]: <why> (console line N)`.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.collect_failures("", &mut out);
+        out
+    }
+
+    fn collect_failures(&self, parent: &str, out: &mut Vec<String>) {
+        let path = join(parent, &self.name);
+        let before = out.len();
+        for sub in &self.subtests {
+            sub.collect_failures(&path, out);
+        }
+        if out.len() == before && self.failed_or_missing() {
+            let why = match &self.outcome {
+                Some(outcome) => outcome.to_string(),
+                None => "no result line".to_owned(),
+            };
+            out.push(format!("{path}: {why} (console line {})", self.line));
+        }
+    }
+}
+
+/// One KTAP document: the suites run by one `kunit_run_tests` batch (all
+/// built-in suites at boot, or the suites of one module when it is loaded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The number of suites its top-level `1..N` plan announced.
+    pub plan: Option<usize>,
+    /// Its suites, in order.
+    pub suites: Vec<Test>,
+    /// The 1-based console line where it starts.
+    pub line: usize,
+}
+
+/// Something wrong with the KTAP itself (as opposed to a failing test).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A plan announced more results than were printed: the run was cut
+    /// short (kernel crash, console truncated, timeout).
+    Truncated {
+        /// The test (`suite` or `suite.case`) or run whose plan it was.
+        test: String,
+        /// The console line of that test or run.
+        line: usize,
+        /// The `N` of its `1..N` plan.
+        planned: usize,
+        /// How many results were printed.
+        seen: usize,
+    },
+    /// More results than the plan announced.
+    TooManyResults {
+        /// The test or run whose plan it was.
+        test: String,
+        /// The console line of that test or run.
+        line: usize,
+        /// The `N` of its `1..N` plan.
+        planned: usize,
+        /// How many results were printed.
+        seen: usize,
+    },
+    /// A test whose header was printed but whose result line never came.
+    NoResult {
+        /// The test, `suite` or `suite.case`.
+        test: String,
+        /// The console line of its header.
+        line: usize,
+    },
+    /// A result line whose number is not its position (a result line lost).
+    Numbering {
+        /// The test, `suite` or `suite.case`.
+        test: String,
+        /// The console line of its result line.
+        line: usize,
+        /// Its position among its siblings, from 1.
+        expected: u64,
+        /// The number on its result line.
+        found: u64,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::Truncated {
+                test,
+                line,
+                planned,
+                seen,
+            } => write!(
+                f,
+                "{test} (console line {line}): truncated, plan 1..{planned} but only {seen} results"
+            ),
+            Problem::TooManyResults {
+                test,
+                line,
+                planned,
+                seen,
+            } => write!(
+                f,
+                "{test} (console line {line}): plan 1..{planned} but {seen} results"
+            ),
+            Problem::NoResult { test, line } => write!(
+                f,
+                "{test} (console line {line}): started but printed no result line"
+            ),
+            Problem::Numbering {
+                test,
+                line,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{test} (console line {line}): result number {found}, expected {expected}"
+            ),
+        }
+    }
+}
+
+/// Counts over a set of suites. Test cases are the direct subtests of a
+/// suite; the parameters of a parameterised case count as one case.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Suites.
+    pub suites: usize,
+    /// Test cases, whatever their outcome.
+    pub cases: usize,
+    /// Cases that passed.
+    pub passed: usize,
+    /// Cases that failed.
+    pub failed: usize,
+    /// Cases that were skipped.
+    pub skipped: usize,
+    /// Cases without a result line.
+    pub missing: usize,
+}
+
+impl Totals {
+    /// Counts the suites and their test cases.
+    pub fn of<'a>(suites: impl IntoIterator<Item = &'a Test>) -> Totals {
+        let mut t = Totals::default();
+        for suite in suites {
+            t.suites += 1;
+            for case in &suite.subtests {
+                t.cases += 1;
+                match case.outcome {
+                    Some(Outcome::Pass) => t.passed += 1,
+                    Some(Outcome::Fail) => t.failed += 1,
+                    Some(Outcome::Skip { .. }) => t.skipped += 1,
+                    None => t.missing += 1,
+                }
+            }
+        }
+        t
+    }
+}
+
+impl fmt::Display for Totals {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} suites, {} cases: {} passed, {} failed, {} skipped, {} without result",
+            self.suites, self.cases, self.passed, self.failed, self.skipped, self.missing
+        )
+    }
+}
+
+/// Everything KTAP found in a console log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ktap {
+    /// The KTAP documents, in console order.
+    pub runs: Vec<Run>,
+    /// What is wrong with the KTAP itself; empty for complete, well-formed
+    /// output. Failing tests are not problems: see [`Ktap::failures`].
+    pub problems: Vec<Problem>,
+}
+
+impl Ktap {
+    /// Parses the KTAP in `console`, the kernel console text.
+    ///
+    /// Lines may carry printk's `[    1.234567] ` timestamp (and
+    /// `[     T1] ` caller id) and a `\r`; nesting is read from the
+    /// indentation after them (four spaces per level). Non-KTAP lines are
+    /// ignored.
+    pub fn parse(console: &str) -> Ktap {
+        let mut parser = Parser::default();
+        for (index, raw) in console.lines().enumerate() {
+            parser.line(index + 1, raw);
+        }
+        parser.finish()
+    }
+
+    /// All suites of all runs, in console order.
+    pub fn suites(&self) -> impl Iterator<Item = &Test> {
+        self.runs.iter().flat_map(|r| r.suites.iter())
+    }
+
+    /// The first suite called `name`.
+    pub fn suite(&self, name: &str) -> Option<&Test> {
+        self.suites().find(|s| s.name == name)
+    }
+
+    /// Counts over all suites.
+    pub fn totals(&self) -> Totals {
+        Totals::of(self.suites())
+    }
+
+    /// The failing or unfinished tests of all suites (see [`Test::failures`]).
+    pub fn failures(&self) -> Vec<String> {
+        self.suites().flat_map(Test::failures).collect()
+    }
+
+    /// Whether KTAP was found and is complete and well formed (no
+    /// [`Problem`]); says nothing about whether the tests passed.
+    pub fn is_complete(&self) -> bool {
+        !self.runs.is_empty() && self.problems.is_empty()
+    }
+}
+
+/// `a.b`, or `b` when `a` is empty.
+fn join(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+/// One KTAP line, after the prefix and indentation.
+#[derive(Debug, PartialEq, Eq)]
+enum Line<'a> {
+    /// `KTAP version 1` / `TAP version 14`.
+    Version,
+    /// `# Subtest: name`.
+    Subtest(&'a str),
+    /// `1..N`.
+    Plan(usize),
+    /// `ok N name [# directive]` / `not ok ...`.
+    Result {
+        number: u64,
+        name: &'a str,
+        outcome: Outcome,
+    },
+    /// `# anything else`.
+    Diagnostic(&'a str),
+}
+
+/// Removes printk's `[    1.234567] ` time and `[     T1] ` caller prefixes
+/// and a trailing `\r`.
+fn strip_printk_prefix(line: &str) -> &str {
+    let mut rest = line.trim_end_matches('\r');
+    while let Some(after) = rest.strip_prefix('[') {
+        let Some(end) = after.find(']') else { break };
+        let inside = after[..end].trim_start();
+        let time = !inside.is_empty()
+            && inside.contains('.')
+            && inside.chars().all(|c| c.is_ascii_digit() || c == '.');
+        let caller = inside.len() > 1
+            && (inside.starts_with('T') || inside.starts_with('C'))
+            && inside[1..].chars().all(|c| c.is_ascii_digit());
+        if !(time || caller) {
+            break;
+        }
+        rest = &after[end + 1..];
+        rest = rest.strip_prefix(' ').unwrap_or(rest);
+    }
+    rest
+}
+
+/// Splits a stripped line into its nesting depth (four spaces a level) and
+/// its KTAP meaning, or `None` if it is not KTAP.
+fn classify(line: &str) -> Option<(usize, Line<'_>)> {
+    let body = line.trim_start_matches(' ');
+    let indent = line.len() - body.len();
+    if !indent.is_multiple_of(4) {
+        return None;
+    }
+    let depth = indent / 4;
+    let body = body.trim_end();
+
+    if body.starts_with("KTAP version ") || body.starts_with("TAP version ") {
+        return Some((depth, Line::Version));
+    }
+    if let Some(name) = body.strip_prefix("# Subtest:") {
+        return Some((depth, Line::Subtest(name.trim())));
+    }
+    if let Some(text) = body.strip_prefix('#') {
+        return Some((depth, Line::Diagnostic(text.trim_start())));
+    }
+    if let Some(n) = body.strip_prefix("1..") {
+        return n.parse().ok().map(|n| (depth, Line::Plan(n)));
+    }
+    let (ok, rest) = if let Some(rest) = body.strip_prefix("ok ") {
+        (true, rest)
+    } else if let Some(rest) = body.strip_prefix("not ok ") {
+        (false, rest)
+    } else {
+        return None;
+    };
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let number = rest[..digits].parse().ok()?;
+    let rest = &rest[digits..];
+    if !(rest.is_empty() || rest.starts_with(' ')) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix("- ").unwrap_or(rest);
+    let (name, directive) = match rest.find('#') {
+        Some(i) => (&rest[..i], Some(rest[i + 1..].trim())),
+        None => (rest, None),
+    };
+    let skip = directive
+        .and_then(|d| (d.len() >= 4 && d[..4].eq_ignore_ascii_case("SKIP")).then(|| d[4..].trim()));
+    let outcome = match (skip, ok) {
+        (Some(reason), _) => Outcome::Skip {
+            reason: reason.to_owned(),
+        },
+        (None, true) => Outcome::Pass,
+        (None, false) => Outcome::Fail,
+    };
+    Some((
+        depth,
+        Line::Result {
+            number,
+            name: name.trim(),
+            outcome,
+        },
+    ))
+}
+
+/// A test (or, at depth 0, a run) whose header has been seen and whose result
+/// line has not.
+#[derive(Debug, Default)]
+struct Open {
+    name: String,
+    plan: Option<usize>,
+    subtests: Vec<Test>,
+    /// Diagnostics at this depth since the last result at this depth.
+    pending: Vec<String>,
+    line: usize,
+}
+
+impl Open {
+    fn fresh(&self) -> bool {
+        self.name.is_empty() && self.plan.is_none() && self.subtests.is_empty()
+    }
+
+    fn into_test(self) -> Test {
+        Test {
+            name: self.name,
+            number: None,
+            outcome: None,
+            plan: self.plan,
+            subtests: self.subtests,
+            diagnostics: self.pending,
+            line: self.line,
+        }
+    }
+}
+
+/// The parser's state: `open[0]` is the current run, `open[d]` the test at
+/// depth `d` whose result line is awaited.
+#[derive(Debug, Default)]
+struct Parser {
+    runs: Vec<Run>,
+    open: Vec<Open>,
+}
+
+impl Parser {
+    fn line(&mut self, number: usize, raw: &str) {
+        let Some((depth, line)) = classify(strip_printk_prefix(raw)) else {
+            return;
+        };
+        match line {
+            Line::Version => {
+                self.close_from(depth);
+                self.ensure_depth(depth, number);
+            }
+            Line::Subtest(name) => {
+                if depth == 0 {
+                    // A top-level document has no name: keep it as a comment.
+                    self.diagnostic(0, &format!("Subtest: {name}"));
+                    return;
+                }
+                if !(self.open.len() == depth + 1 && self.open[depth].fresh()) {
+                    self.close_from(depth);
+                    self.ensure_depth(depth, number);
+                }
+                self.open[depth].name = name.to_owned();
+            }
+            Line::Plan(n) => {
+                self.close_from(depth + 1);
+                if self.open.len() == depth + 1
+                    && !(self.open[depth].plan.is_none() && self.open[depth].subtests.is_empty())
+                {
+                    // A second plan at the same level starts a new test (or run).
+                    self.close_from(depth);
+                }
+                self.ensure_depth(depth, number);
+                self.open[depth].plan = Some(n);
+            }
+            Line::Result {
+                number: result_number,
+                name,
+                outcome,
+            } => {
+                self.ensure_depth(depth, number);
+                let mut test = if self.open.len() > depth + 1 {
+                    self.close_from(depth + 2);
+                    let open = self.open.pop().expect("open.len() > depth + 1");
+                    open.into_test()
+                } else {
+                    Test {
+                        name: String::new(),
+                        number: None,
+                        outcome: None,
+                        plan: None,
+                        subtests: Vec::new(),
+                        diagnostics: Vec::new(),
+                        line: number,
+                    }
+                };
+                let parent = &mut self.open[depth];
+                test.diagnostics.append(&mut parent.pending);
+                if !name.is_empty() {
+                    test.name = name.to_owned();
+                }
+                test.number = Some(result_number);
+                test.outcome = Some(outcome);
+                test.line = number;
+                parent.subtests.push(test);
+            }
+            Line::Diagnostic(text) => self.diagnostic(depth, text),
+        }
+    }
+
+    /// Keeps a `# ...` line for the next result at its depth.
+    fn diagnostic(&mut self, depth: usize, text: &str) {
+        if self.open.is_empty() {
+            return;
+        }
+        let at = depth.min(self.open.len() - 1);
+        self.open[at].pending.push(text.to_owned());
+    }
+
+    /// Makes sure a test is open at `depth` (and a run at depth 0), opening
+    /// nameless ones where headers were not printed.
+    fn ensure_depth(&mut self, depth: usize, line: usize) {
+        while self.open.len() <= depth {
+            self.open.push(Open {
+                line,
+                ..Open::default()
+            });
+        }
+    }
+
+    /// Closes every open test at `depth` and deeper as unfinished (and the
+    /// run, for depth 0).
+    fn close_from(&mut self, depth: usize) {
+        while self.open.len() > depth.max(1) {
+            let open = self.open.pop().expect("open is not empty");
+            let parent = self.open.last_mut().expect("open has a run");
+            parent.subtests.push(open.into_test());
+        }
+        if depth == 0
+            && let Some(run) = self.open.pop()
+        {
+            self.runs.push(Run {
+                plan: run.plan,
+                suites: run.subtests,
+                line: run.line,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Ktap {
+        self.close_from(0);
+        let mut problems = Vec::new();
+        for (i, run) in self.runs.iter().enumerate() {
+            let name = format!("KTAP run #{} (top level)", i + 1);
+            check_plan(&name, "", run.line, run.plan, &run.suites, &mut problems);
+            for suite in &run.suites {
+                check_test("", suite, &mut problems);
+            }
+        }
+        Ktap {
+            runs: self.runs,
+            problems,
+        }
+    }
+}
+
+/// Checks the plan of `name` against its results, and their numbering
+/// (results are named `prefix.<name>`).
+fn check_plan(
+    name: &str,
+    prefix: &str,
+    line: usize,
+    plan: Option<usize>,
+    subtests: &[Test],
+    problems: &mut Vec<Problem>,
+) {
+    let seen = subtests.iter().filter(|t| t.outcome.is_some()).count();
+    match plan {
+        Some(planned) if seen < planned => problems.push(Problem::Truncated {
+            test: name.to_owned(),
+            line,
+            planned,
+            seen,
+        }),
+        Some(planned) if seen > planned => problems.push(Problem::TooManyResults {
+            test: name.to_owned(),
+            line,
+            planned,
+            seen,
+        }),
+        _ => {}
+    }
+    // Only the first misnumbered result: one lost line shifts all after it.
+    let misnumbered = subtests
+        .iter()
+        .zip(1..)
+        .find_map(|(t, expected)| match t.number {
+            Some(found) if found != expected => Some((t, expected, found)),
+            _ => None,
+        });
+    if let Some((t, expected, found)) = misnumbered {
+        problems.push(Problem::Numbering {
+            test: join(prefix, &t.name),
+            line: t.line,
+            expected,
+            found,
+        });
+    }
+}
+
+/// Checks a test and its subtests.
+fn check_test(parent: &str, test: &Test, problems: &mut Vec<Problem>) {
+    let path = join(parent, &test.name);
+    if test.outcome.is_none() {
+        problems.push(Problem::NoResult {
+            test: path.clone(),
+            line: test.line,
+        });
+    }
+    check_plan(&path, &path, test.line, test.plan, &test.subtests, problems);
+    for sub in &test.subtests {
+        check_test(&path, sub, problems);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_printk_prefixes() {
+        assert_eq!(strip_printk_prefix("[    1.234567] ok 1 a"), "ok 1 a");
+        assert_eq!(
+            strip_printk_prefix("[    1.234567]     KTAP version 1\r"),
+            "    KTAP version 1"
+        );
+        assert_eq!(
+            strip_printk_prefix("[    0.100000][     T1] # Subtest: x"),
+            "# Subtest: x"
+        );
+        assert_eq!(
+            strip_printk_prefix("[not a time] ok 1"),
+            "[not a time] ok 1"
+        );
+        assert_eq!(strip_printk_prefix("    ok 1 a"), "    ok 1 a");
+    }
+
+    #[test]
+    fn classifies_lines() {
+        assert_eq!(classify("KTAP version 1"), Some((0, Line::Version)));
+        assert_eq!(classify("    TAP version 14"), Some((1, Line::Version)));
+        assert_eq!(classify("    # Subtest: s"), Some((1, Line::Subtest("s"))));
+        assert_eq!(classify("        1..12"), Some((2, Line::Plan(12))));
+        assert_eq!(
+            classify("    ok 3 - name # SKIP no hardware"),
+            Some((
+                1,
+                Line::Result {
+                    number: 3,
+                    name: "name",
+                    outcome: Outcome::Skip {
+                        reason: "no hardware".into()
+                    }
+                }
+            ))
+        );
+        assert_eq!(
+            classify("not ok 2 b"),
+            Some((
+                0,
+                Line::Result {
+                    number: 2,
+                    name: "b",
+                    outcome: Outcome::Fail
+                }
+            ))
+        );
+        assert_eq!(
+            classify("ok 1 c # skip"),
+            Some((
+                0,
+                Line::Result {
+                    number: 1,
+                    name: "c",
+                    outcome: Outcome::Skip { reason: "".into() }
+                }
+            ))
+        );
+        // Not KTAP: odd indentation, words that merely start like KTAP.
+        assert_eq!(classify("  ok 1 a"), None);
+        assert_eq!(classify("okay 1"), None);
+        assert_eq!(classify("ok 12abc"), None);
+        assert_eq!(classify("ok computer"), None);
+        assert_eq!(classify("1..x"), None);
+        assert_eq!(classify("lab-init: ready"), None);
+    }
+
+    /// Two suites, one with a failing and a skipped case, interleaved with
+    /// unrelated kernel output.
+    const SYNTHETIC: &str = "\
+[    0.500000] Run /init as init process
+[    1.000000] KTAP version 1
+[    1.000001] 1..2
+[    1.000002]     KTAP version 1
+[    1.000003]     # Subtest: alpha
+[    1.000004]     # speed: normal
+[    1.000005]     1..3
+[    1.000006]     ok 1 first
+[    1.000007] random: crng init done
+[    1.000008]     # second: ASSERTION FAILED at rust/kernel/x.rs:12
+[    1.000009]     Expected a == b to be true, but is false
+[    1.000010]     not ok 2 second
+[    1.000011]     ok 3 third # SKIP needs hardware
+[    1.000012] # alpha: pass:1 fail:1 skip:1 total:3
+[    1.000013] # Totals: pass:1 fail:1 skip:1 total:3
+[    1.000014] not ok 1 alpha
+[    1.000015]     KTAP version 1
+[    1.000016]     # Subtest: beta
+[    1.000017]     1..1
+[    1.000018]     ok 1 only
+[    1.000019] ok 2 beta
+";
+
+    #[test]
+    fn failing_and_skipped_cases() {
+        let k = Ktap::parse(SYNTHETIC);
+        assert!(k.is_complete(), "{:?}", k.problems);
+        assert_eq!(k.runs.len(), 1);
+        assert_eq!(k.runs[0].plan, Some(2));
+        let alpha = k.suite("alpha").unwrap();
+        assert_eq!(alpha.outcome, Some(Outcome::Fail));
+        assert_eq!(alpha.number, Some(1));
+        assert_eq!(alpha.plan, Some(3));
+        let names: Vec<_> = alpha.subtests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["first", "second", "third"]);
+        assert!(alpha.subtest("first").unwrap().passed());
+        let second = alpha.subtest("second").unwrap();
+        assert_eq!(second.outcome, Some(Outcome::Fail));
+        assert_eq!(
+            second.diagnostics,
+            ["second: ASSERTION FAILED at rust/kernel/x.rs:12"]
+        );
+        assert_eq!(
+            alpha.subtest("third").unwrap().outcome,
+            Some(Outcome::Skip {
+                reason: "needs hardware".into()
+            })
+        );
+        assert!(
+            alpha
+                .diagnostics
+                .iter()
+                .any(|d| d == "alpha: pass:1 fail:1 skip:1 total:3")
+        );
+        assert!(k.suite("beta").unwrap().passed());
+        assert_eq!(
+            k.totals(),
+            Totals {
+                suites: 2,
+                cases: 4,
+                passed: 2,
+                failed: 1,
+                skipped: 1,
+                missing: 0
+            }
+        );
+        assert_eq!(k.failures(), ["alpha.second: not ok (console line 12)"]);
+        assert_eq!(
+            k.totals().to_string(),
+            "2 suites, 4 cases: 2 passed, 1 failed, 1 skipped, 0 without result"
+        );
+    }
+
+    #[test]
+    fn truncated_run_is_a_problem() {
+        // The console stops in the middle of suite `alpha` (e.g. a crash).
+        let cut: String = SYNTHETIC
+            .lines()
+            .take(12)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let k = Ktap::parse(&cut);
+        assert!(!k.is_complete());
+        let alpha = k.suite("alpha").unwrap();
+        assert_eq!(alpha.outcome, None);
+        assert_eq!(alpha.subtests.len(), 2);
+        assert!(
+            k.problems.contains(&Problem::Truncated {
+                test: "alpha".into(),
+                line: 4,
+                planned: 3,
+                seen: 2
+            }),
+            "{:?}",
+            k.problems
+        );
+        assert!(k.problems.contains(&Problem::NoResult {
+            test: "alpha".into(),
+            line: 4
+        }));
+        assert!(k.problems.iter().any(|p| matches!(
+            p,
+            Problem::Truncated {
+                planned: 2,
+                seen: 0,
+                ..
+            }
+        )));
+        assert_eq!(k.totals().cases, 2);
+        let failures = k.failures();
+        assert_eq!(failures, ["alpha.second: not ok (console line 12)"]);
+        // A suite cut off before any failure is reported as missing.
+        let cut: String = SYNTHETIC
+            .lines()
+            .take(8)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            Ktap::parse(&cut).failures(),
+            ["alpha: no result line (console line 4)"]
+        );
+        for p in &k.problems {
+            assert!(p.to_string().contains("console line"), "{p}");
+        }
+    }
+
+    #[test]
+    fn missing_suite_result_lines_are_detected() {
+        // All case results there, but the run plan promises a third suite.
+        let text = SYNTHETIC.replace("1..2", "1..3");
+        let k = Ktap::parse(&text);
+        assert_eq!(
+            k.problems,
+            [Problem::Truncated {
+                test: "KTAP run #1 (top level)".into(),
+                line: 2,
+                planned: 3,
+                seen: 2
+            }]
+        );
+        assert!(k.problems[0].to_string().contains("truncated"));
+    }
+
+    #[test]
+    fn too_many_results_and_bad_numbers() {
+        let text =
+            "KTAP version 1\n1..1\n    # Subtest: s\n    1..1\n    ok 1 a\n    ok 3 b\nok 1 s\n";
+        let k = Ktap::parse(text);
+        assert_eq!(
+            k.problems,
+            [
+                Problem::TooManyResults {
+                    test: "s".into(),
+                    line: 7,
+                    planned: 1,
+                    seen: 2
+                },
+                Problem::Numbering {
+                    test: "s.b".into(),
+                    line: 6,
+                    expected: 2,
+                    found: 3
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_console_has_no_runs() {
+        let k = Ktap::parse("Linux version 7.2\nLAB-INIT-READY\n");
+        assert!(k.runs.is_empty());
+        assert!(!k.is_complete());
+        assert_eq!(k.totals(), Totals::default());
+    }
+
+    #[test]
+    fn parameterised_cases_nest() {
+        let text = "\
+KTAP version 1
+1..1
+    KTAP version 1
+    # Subtest: suite
+    1..2
+        KTAP version 1
+        # Subtest: param_case
+        ok 1 one
+        not ok 2 two
+        ok 3 three # SKIP
+    # param_case: pass:1 fail:1 skip:1 total:3
+    not ok 1 param_case
+    ok 2 plain
+not ok 1 suite
+";
+        let k = Ktap::parse(text);
+        assert!(k.is_complete(), "{:?}", k.problems);
+        let case = k.suite("suite").unwrap().subtest("param_case").unwrap();
+        assert_eq!(case.plan, None);
+        assert_eq!(case.subtests.len(), 3);
+        assert_eq!(case.outcome, Some(Outcome::Fail));
+        assert!(case.subtests[2].skipped());
+        assert_eq!(
+            k.failures(),
+            ["suite.param_case.two: not ok (console line 9)"]
+        );
+        // Parameters count as one case.
+        assert_eq!(k.totals().cases, 2);
+        assert_eq!(k.totals().failed, 1);
+    }
+
+    #[test]
+    fn one_run_per_module_load() {
+        let text = "\
+[    1.0] KTAP version 1
+[    1.0] 1..1
+[    1.0]     KTAP version 1
+[    1.0]     # Subtest: builtin
+[    1.0]     1..1
+[    1.0]     ok 1 a
+[    1.0] ok 1 builtin
+[    5.0] lab-init: loading module
+[    5.1] KTAP version 1
+[    5.1] 1..1
+[    5.1]     KTAP version 1
+[    5.1]     # Subtest: from_module
+[    5.1]     1..2
+[    5.1]     ok 1 b
+[    5.1]     ok 2 c
+[    5.1] ok 1 from_module
+";
+        let k = Ktap::parse(text);
+        assert!(k.is_complete(), "{:?}", k.problems);
+        assert_eq!(k.runs.len(), 2);
+        assert_eq!(k.runs[1].line, 9);
+        assert_eq!(k.suite("from_module").unwrap().subtests.len(), 2);
+        assert_eq!(k.totals().suites, 2);
+        assert_eq!(k.totals().passed, 3);
+    }
+
+    #[test]
+    fn suite_without_header_lines() {
+        // A suite whose init failed prints only its result line.
+        let k = Ktap::parse(
+            "KTAP version 1\n1..1\n    # failed to initialize (-12)\nnot ok 1 broken\n",
+        );
+        let broken = k.suite("broken").unwrap();
+        assert_eq!(broken.outcome, Some(Outcome::Fail));
+        assert!(broken.subtests.is_empty());
+        assert_eq!(k.failures(), ["broken: not ok (console line 4)"]);
+        assert!(k.problems.is_empty());
+    }
+
+    /// Real console (QEMU TCG, Linux 7.2.12 with kernel/lab.config and
+    /// kernel/kunit.config): the start of the boot-time run, cut after its
+    /// third suite of eight. Unrelated kernel lines are interleaved, and
+    /// `rust_kernel_kunit` has a skipped case (the SKIP line ends in a space).
+    const REAL_BOOT_START: &str = r#"[    0.633996] Serial: 8250/16550 driver, 4 ports, IRQ sharing disabled
+[    0.668379] 00:04: ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A
+[    0.678408] IPI shorthand broadcast: enabled
+[    0.683164] sched_clock: Marking stable (720813283, -39200993)->(730819155, -49206865)
+[    0.683818] Freeing initrd memory: 1024K
+[    0.685069] KTAP version 1
+[    0.685147] 1..8
+[    0.685308]     KTAP version 1
+[    0.685370]     # Subtest: rust_kernel_str
+[    0.685564]     # speed: normal
+[    0.685727]     1..7
+[    0.689351]     # test_cstr_to_str.speed: normal
+[    0.689500]     ok 1 test_cstr_to_str
+[    0.689982]     # test_cstr_to_str_invalid_utf8.speed: normal
+[    0.690086]     ok 2 test_cstr_to_str_invalid_utf8
+[    0.691279]     # test_cstr_display.speed: normal
+[    0.691394]     ok 3 test_cstr_display
+[    0.694564]     # test_cstr_display_all_bytes.speed: normal
+[    0.694726]     ok 4 test_cstr_display_all_bytes
+[    0.695560]     # test_cstr_debug.speed: normal
+[    0.696015]     ok 5 test_cstr_debug
+[    0.696718]     # test_bstr_display.speed: normal
+[    0.696809]     ok 6 test_bstr_display
+[    0.697366]     # test_bstr_debug.speed: normal
+[    0.697451]     ok 7 test_bstr_debug
+[    0.702241] # rust_kernel_str: pass:7 fail:0 skip:0 total:7
+[    0.702399] # Totals: pass:7 fail:0 skip:0 total:7
+[    0.702549] ok 1 rust_kernel_str
+[    0.702716]     KTAP version 1
+[    0.702773]     # Subtest: rust_kernel_kunit
+[    0.702854]     # speed: normal
+[    0.702866]     1..3
+[    0.703760]     # rust_test_kunit_example_test.speed: normal
+[    0.703781]     ok 1 rust_test_kunit_example_test
+[    0.704147]     # rust_test_kunit_in_kunit_test.speed: normal
+[    0.704250]     ok 2 rust_test_kunit_in_kunit_test
+[    0.704521]     # rust_test_kunit_always_disabled_test.speed: normal
+[    0.704621]     ok 3 rust_test_kunit_always_disabled_test # SKIP 
+[    0.704748] # rust_kernel_kunit: pass:2 fail:0 skip:1 total:3
+[    0.704859] # Totals: pass:2 fail:0 skip:1 total:3
+[    0.704971] ok 2 rust_kernel_kunit
+[    0.705121]     KTAP version 1
+[    0.705178]     # Subtest: rust_kernel_bitmap
+[    0.705258]     # speed: normal
+[    0.705266]     1..6
+[    0.705579]     # bitmap_borrow.speed: normal
+[    0.705590]     ok 1 bitmap_borrow
+[    0.705845]     # bitmap_copy.speed: normal
+[    0.705915]     ok 2 bitmap_copy
+[    0.706150]     # bitmap_vec_new.speed: normal
+[    0.706218]     ok 3 bitmap_vec_new
+[    0.706707]     # bitmap_set_clear_find.speed: normal
+[    0.706782]     ok 4 bitmap_set_clear_find
+[    0.706967] rust_kernel: Bit `index` must be < 128, was 2048
+[    0.707206] rust_kernel: Bit `index` must be < 128, was 2048
+[    0.707337] rust_kernel: Bit `index` must be < 128, was 2048
+[    0.707448] rust_kernel: Bit `index` must be < 128, was 2048
+[    0.707954]     # owned_bitmap_out_of_bounds.speed: normal
+[    0.708068]     ok 5 owned_bitmap_out_of_bounds
+[    0.708478]     # bitmap_copy_and_extend.speed: normal
+[    0.708575]     ok 6 bitmap_copy_and_extend
+[    0.708669] # rust_kernel_bitmap: pass:6 fail:0 skip:0 total:6
+[    0.708747] # Totals: pass:6 fail:0 skip:0 total:6
+[    0.708856] ok 3 rust_kernel_bitmap
+"#;
+
+    /// Real console: `insmod rust_keyboard.ko` in the KUnit kernel, whose
+    /// suite `rust_keyboard_decoder` runs at load; a complete run.
+    const REAL_MODULE_LOAD: &str = r#"kunit-init: insmod rust_keyboard.ko
+[    1.355393] rust_keyboard: loading out-of-tree module taints kernel.
+[    1.364575] KTAP version 1
+[    1.364796] 1..1
+[    1.364857]     KTAP version 1
+[    1.364926]     # Subtest: rust_keyboard_decoder
+[    1.365031]     # speed: normal
+[    1.365053]     1..6
+[    1.366343]     # plain_make_and_break.speed: normal
+[    1.366367]     ok 1 plain_make_and_break
+[    1.367032]     # extended_make_and_break.speed: normal
+[    1.367162]     ok 2 extended_make_and_break
+[    1.367978]     # right_ctrl_sequence.speed: normal
+[    1.368097]     ok 3 right_ctrl_sequence
+[    1.368772]     # consecutive_prefixes_collapse.speed: normal
+[    1.368888]     ok 4 consecutive_prefixes_collapse
+[    1.369348]     # lone_prefix_yields_nothing.speed: normal
+[    1.369473]     ok 5 lone_prefix_yields_nothing
+[    1.369981]     # status_output_full_bit.speed: normal
+[    1.370107]     ok 6 status_output_full_bit
+[    1.370223] # rust_keyboard_decoder: pass:6 fail:0 skip:0 total:6
+[    1.370317] # Totals: pass:6 fail:0 skip:0 total:6
+[    1.370447] ok 1 rust_keyboard_decoder
+kunit-init: insmod ok
+kunit-init: taint 266240
+KUNIT-INIT-DONE
+[    1.410602] ACPI: PM: Preparing to enter system sleep state S5
+[    1.416515] reboot: Power down
+"#;
+
+    /// Real console: the same with two deliberately failing cases added to
+    /// the suite (a failed `assert_eq!` and a test returning `Err`).
+    const REAL_MODULE_FAILURES: &str = r#"kunit-init: insmod rust_keyboard.ko
+[    1.592416] rust_keyboard: loading out-of-tree module taints kernel.
+[    1.602191] KTAP version 1
+[    1.602395] 1..1
+[    1.602452]     KTAP version 1
+[    1.602519]     # Subtest: rust_keyboard_decoder
+[    1.602617]     # speed: normal
+[    1.602638]     1..8
+[    1.604064]     # plain_make_and_break.speed: normal
+[    1.604098]     ok 1 plain_make_and_break
+[    1.604727]     # extended_make_and_break.speed: normal
+[    1.604839]     ok 2 extended_make_and_break
+[    1.605333]     # right_ctrl_sequence.speed: normal
+[    1.605432]     ok 3 right_ctrl_sequence
+[    1.605847]     # consecutive_prefixes_collapse.speed: normal
+[    1.605941]     ok 4 consecutive_prefixes_collapse
+[    1.606312]     # lone_prefix_yields_nothing.speed: normal
+[    1.606426]     ok 5 lone_prefix_yields_nothing
+[    1.606803]     # status_output_full_bit.speed: normal
+[    1.606912]     ok 6 status_output_full_bit
+[    1.613282]     # deliberately_failing_assert: ASSERTION FAILED at decoder.rs:280
+[    1.613282]     Expected Status::new(0x00).output_full() == true to be true, but is false
+[    1.614551]     # deliberately_failing_assert.speed: normal
+[    1.614594]     not ok 7 deliberately_failing_assert
+[    1.614954]     # deliberately_returning_err: ASSERTION FAILED at decoder.rs:143
+[    1.614954]     Expected is_test_result_ok(deliberately_returning_err()) to be true, but is false
+[    1.616044]     # deliberately_returning_err.speed: normal
+[    1.616069]     not ok 8 deliberately_returning_err
+[    1.616217] # rust_keyboard_decoder: pass:6 fail:2 skip:0 total:8
+[    1.616325] # Totals: pass:6 fail:2 skip:0 total:8
+[    1.616478] not ok 1 rust_keyboard_decoder
+"#;
+
+    /// The 1-based line of the first line of `text` containing `needle`.
+    fn line_of(text: &str, needle: &str) -> usize {
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    }
+
+    #[test]
+    fn real_boot_start_is_a_truncated_run() {
+        let k = Ktap::parse(REAL_BOOT_START);
+        assert_eq!(k.runs.len(), 1);
+        let run = &k.runs[0];
+        assert_eq!(run.plan, Some(8));
+        assert_eq!(run.line, line_of(REAL_BOOT_START, "KTAP version 1"));
+        let names: Vec<_> = run.suites.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["rust_kernel_str", "rust_kernel_kunit", "rust_kernel_bitmap"]
+        );
+        assert_eq!(
+            k.problems,
+            [Problem::Truncated {
+                test: "KTAP run #1 (top level)".into(),
+                line: run.line,
+                planned: 8,
+                seen: 3
+            }]
+        );
+        assert!(!k.is_complete());
+        // What did run is still reported, and nothing failed.
+        assert!(k.failures().is_empty());
+        assert_eq!(
+            k.totals(),
+            Totals {
+                suites: 3,
+                cases: 16,
+                passed: 15,
+                failed: 0,
+                skipped: 1,
+                missing: 0
+            }
+        );
+    }
+
+    #[test]
+    fn real_boot_suites_and_skip() {
+        // The same excerpt with a plan that matches it.
+        let text = REAL_BOOT_START.replace("] 1..8", "] 1..3");
+        let k = Ktap::parse(&text);
+        assert!(k.is_complete(), "{:?}", k.problems);
+        let kunit = k.suite("rust_kernel_kunit").unwrap();
+        assert!(kunit.passed());
+        assert_eq!(kunit.number, Some(2));
+        assert_eq!(kunit.plan, Some(3));
+        let skipped = kunit
+            .subtest("rust_test_kunit_always_disabled_test")
+            .unwrap();
+        assert_eq!(
+            skipped.outcome,
+            Some(Outcome::Skip {
+                reason: String::new()
+            })
+        );
+        assert_eq!(skipped.number, Some(3));
+        assert_eq!(
+            skipped.line,
+            line_of(&text, "ok 3 rust_test_kunit_always_disabled_test")
+        );
+        assert_eq!(
+            skipped.diagnostics,
+            ["rust_test_kunit_always_disabled_test.speed: normal"]
+        );
+        assert_eq!(
+            kunit.diagnostics,
+            [
+                "rust_kernel_kunit: pass:2 fail:0 skip:1 total:3",
+                "Totals: pass:2 fail:0 skip:1 total:3"
+            ]
+        );
+        let bitmap = k.suite("rust_kernel_bitmap").unwrap();
+        assert_eq!(bitmap.subtests.len(), 6);
+        assert!(bitmap.subtests.iter().all(Test::passed));
+        assert_eq!(bitmap.subtests[0].name, "bitmap_borrow");
+    }
+
+    #[test]
+    fn real_module_load() {
+        let k = Ktap::parse(REAL_MODULE_LOAD);
+        assert!(k.is_complete(), "{:?}", k.problems);
+        assert_eq!(k.runs.len(), 1);
+        assert_eq!(k.runs[0].plan, Some(1));
+        let suite = k.suite("rust_keyboard_decoder").unwrap();
+        assert!(suite.passed());
+        let names: Vec<_> = suite.subtests.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "plain_make_and_break",
+                "extended_make_and_break",
+                "right_ctrl_sequence",
+                "consecutive_prefixes_collapse",
+                "lone_prefix_yields_nothing",
+                "status_output_full_bit"
+            ]
+        );
+        assert!(suite.subtests.iter().all(Test::passed));
+        assert_eq!(
+            k.totals().to_string(),
+            "1 suites, 6 cases: 6 passed, 0 failed, 0 skipped, 0 without result"
+        );
+        // The serial console as QEMU writes it, with CR LF line ends.
+        assert_eq!(Ktap::parse(&REAL_MODULE_LOAD.replace('\n', "\r\n")), k);
+    }
+
+    #[test]
+    fn real_module_failures() {
+        let k = Ktap::parse(REAL_MODULE_FAILURES);
+        assert!(k.is_complete(), "{:?}", k.problems);
+        let suite = k.suite("rust_keyboard_decoder").unwrap();
+        assert_eq!(suite.outcome, Some(Outcome::Fail));
+        assert_eq!(
+            k.failures(),
+            [
+                format!(
+                    "rust_keyboard_decoder.deliberately_failing_assert: not ok (console line {})",
+                    line_of(REAL_MODULE_FAILURES, "not ok 7")
+                ),
+                format!(
+                    "rust_keyboard_decoder.deliberately_returning_err: not ok (console line {})",
+                    line_of(REAL_MODULE_FAILURES, "not ok 8")
+                ),
+            ]
+        );
+        let case = suite.subtest("deliberately_failing_assert").unwrap();
+        assert_eq!(
+            case.diagnostics,
+            [
+                "deliberately_failing_assert: ASSERTION FAILED at decoder.rs:280",
+                "deliberately_failing_assert.speed: normal"
+            ]
+        );
+        assert_eq!(
+            k.totals(),
+            Totals {
+                suites: 1,
+                cases: 8,
+                passed: 6,
+                failed: 2,
+                skipped: 0,
+                missing: 0
+            }
+        );
+    }
+
+    #[test]
+    fn real_boot_and_module_runs_together() {
+        let text = format!(
+            "{}{}",
+            REAL_BOOT_START.replace("] 1..8", "] 1..3"),
+            REAL_MODULE_LOAD
+        );
+        let k = Ktap::parse(&text);
+        assert!(k.is_complete(), "{:?}", k.problems);
+        assert_eq!(k.runs.len(), 2);
+        assert_eq!(k.runs[1].suites[0].name, "rust_keyboard_decoder");
+        assert_eq!(k.runs[1].suites[0].number, Some(1));
+        assert_eq!(
+            k.totals(),
+            Totals {
+                suites: 4,
+                cases: 22,
+                passed: 21,
+                failed: 0,
+                skipped: 1,
+                missing: 0
+            }
+        );
+    }
+}
