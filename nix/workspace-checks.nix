@@ -1,6 +1,7 @@
 # The Rust workspace's own checks, as .ci/run runs them on the host: rustfmt,
-# clippy with warnings denied, and the tests of every crate but vm-tests
-# (those boot VMs: ./vm-tests.nix).
+# clippy with warnings denied, and the unit tests of xtask (`--bins`: its
+# integration test configures the host path's kernel source; vm-tests boot
+# VMs: ./vm-tests.nix).
 {
   craneLib,
   workspace,
@@ -22,7 +23,7 @@ in {
   test = craneLib.cargoTest (commonArgs
     // {
       inherit cargoArtifacts;
-      cargoTestExtraArgs = "--workspace --exclude vm-tests";
+      cargoTestExtraArgs = "--workspace --exclude vm-tests --bins";
       # xtask's SSDT test runs the real iasl.
       nativeBuildInputs = [acpica-tools];
     });

@@ -292,3 +292,43 @@ pub fn build_module(
     }
     Ok(built)
 }
+
+/// Writes `<src>/rust-project.json` for rust-analyzer: the kernel's own
+/// `make rust-analyzer` (scripts/generate_rust_analyzer.py) for the external
+/// module in `src`, against the kernel build tree `kdir`. Nothing else is
+/// written into `src` (the make runs with a temporary `MO=`).
+pub fn rust_analyzer_project(
+    kdir: &Path,
+    src: &Path,
+    tools: &KernelTools,
+    log_dir: &Path,
+) -> Result<PathBuf> {
+    let kdir = kdir
+        .canonicalize()
+        .with_context(|| format!("kernel build dir {} does not exist", kdir.display()))?;
+    let src = src
+        .canonicalize()
+        .with_context(|| format!("module source {} does not exist", src.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix("rust-kbd-lab-ra-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let work = work.path();
+    let mut c = tools.make(&kdir);
+    c.arg(format!("M={}", src.display()))
+        .arg(format!("MO={}", work.display()))
+        .arg("rust-analyzer");
+    let result = exec::run_logged(
+        &mut c,
+        "module: make rust-analyzer",
+        &log_dir.join("rust-analyzer.log"),
+    );
+    let generated = work.join("rust-project.json");
+    let dest = src.join("rust-project.json");
+    let copied = result.and_then(|_| {
+        std::fs::copy(&generated, &dest)
+            .with_context(|| format!("make rust-analyzer left no {}", generated.display()))
+    });
+    copied?;
+    Ok(dest)
+}

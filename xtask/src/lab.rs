@@ -88,6 +88,19 @@ pub struct ModuleArgs {
     tools: ToolArgs,
 }
 
+/// Arguments of the `rust-analyzer` step.
+#[derive(Args)]
+pub struct RustAnalyzerArgs {
+    /// The kernel build tree (default: the host path's, built if needed).
+    #[arg(long, value_parser = crate::path, requires = "src")]
+    kdir: Option<PathBuf>,
+    /// The module's source directory (default: module/ of the checkout).
+    #[arg(long, value_parser = crate::path)]
+    src: Option<PathBuf>,
+    #[command(flatten)]
+    tools: ToolArgs,
+}
+
 /// Arguments of `ssdt`.
 #[derive(Args)]
 pub struct SsdtArgs {
@@ -230,13 +243,7 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
     eprintln!("cache: {}", host.cache.root.display());
     eprintln!("[1/4] provision");
     let t: Toolchain = provision::provision(&host.repo, &host.cache, &host.pins)?;
-    let tools = KernelTools {
-        llvm: t.llvm.clone(),
-        rust_lib_src: Some(t.rust_lib_src.clone()),
-        bindgen: Some(t.bindgen.clone()),
-        rust_bin: Some(t.rust_bin.clone()),
-        jobs: args.jobs,
-    };
+    let tools = host_tools(&t, args.jobs);
     let artifacts = host.cache.artifacts();
     eprintln!("[2/4] ssdt");
     let acpi_out = artifacts.join("acpi");
@@ -246,12 +253,7 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
         "[3/4] lab kernel (Linux {}), module, initramfs",
         t.kernel_version
     );
-    let lab = KernelSet {
-        name: "lab",
-        fragments: &["kernel/lab.config"],
-        out: &artifacts,
-    };
-    let kdir = build_set(&host, &t, &tools, &lab)?;
+    let kdir = build_set(&host, &t, &tools, &lab_set(&artifacts))?;
     if args.kunit {
         eprintln!("[4/4] KUnit kernel, module, initramfs");
         build_set(
@@ -270,7 +272,8 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
     install_bytes(
         &artifacts.join("manifest.json"),
         serde_json::to_string_pretty(&serde_json::json!({
-            "kernel_source": t.kernel_version,
+            "kernel_version": t.kernel_version,
+            "kernel_source": t.kernel_src,
             "kernel_build": kdir,
             "rust_lib_src": t.rust_lib_src,
             "bindgen": t.bindgen,
@@ -284,6 +287,26 @@ pub fn build(args: &BuildArgs) -> Result<PathBuf> {
         start.elapsed().as_secs_f64()
     );
     Ok(artifacts)
+}
+
+/// The kernel tools of the host path.
+fn host_tools(t: &Toolchain, jobs: usize) -> KernelTools {
+    KernelTools {
+        llvm: t.llvm.clone(),
+        rust_lib_src: Some(t.rust_lib_src.clone()),
+        bindgen: Some(t.bindgen.clone()),
+        rust_bin: Some(t.rust_bin.clone()),
+        jobs,
+    }
+}
+
+/// The lab's main kernel, installed into `artifacts`.
+fn lab_set(artifacts: &Path) -> KernelSet<'_> {
+    KernelSet {
+        name: "lab",
+        fragments: &["kernel/lab.config"],
+        out: artifacts,
+    }
 }
 
 /// One kernel configuration of the lab and where its artifacts go.
@@ -367,6 +390,27 @@ pub fn module_step(a: &ModuleArgs) -> Result<()> {
     for ko in kernel::build_module(&a.kdir, &a.src, &a.out, &a.tools.tools(), &logs)? {
         eprintln!("module: {}", ko.display());
     }
+    Ok(())
+}
+
+/// `cargo xtask rust-analyzer`: module/rust-project.json against the host
+/// path's kernel, or (with `--kdir`) against the given tree and tools.
+pub fn rust_analyzer(a: &RustAnalyzerArgs) -> Result<()> {
+    let written = match &a.kdir {
+        Some(kdir) => {
+            let src = a.src.clone().context("--kdir needs --src")?;
+            kernel::rust_analyzer_project(kdir, &src, &a.tools.tools(), &std::env::temp_dir())?
+        }
+        None => {
+            let host = Host::new()?;
+            let t = provision::provision(&host.repo, &host.cache, &host.pins)?;
+            let tools = host_tools(&t, a.tools.jobs);
+            let kdir = build_set(&host, &t, &tools, &lab_set(&host.cache.artifacts()))?;
+            let src = a.src.clone().unwrap_or_else(|| host.repo.join("module"));
+            kernel::rust_analyzer_project(&kdir, &src, &tools, &host.cache.logs().join("lab"))?
+        }
+    };
+    eprintln!("rust-analyzer: wrote {}", written.display());
     Ok(())
 }
 

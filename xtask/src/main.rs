@@ -52,6 +52,9 @@ enum Cmd {
     Kernel(lab::KernelArgs),
     /// Step: build the out-of-tree module against a kernel build tree.
     Module(lab::ModuleArgs),
+    /// Write module/rust-project.json for rust-analyzer (the kernel's
+    /// `make rust-analyzer` against the kernel build tree).
+    RustAnalyzer(lab::RustAnalyzerArgs),
     /// Step: compile the ACPI tables with iasl.
     Ssdt(lab::SsdtArgs),
     /// Step: pack the initramfs.
@@ -70,6 +73,7 @@ fn main() {
         Cmd::Bench(a) => lab::bench(&a),
         Cmd::Kernel(a) => lab::kernel_step(&a),
         Cmd::Module(a) => lab::module_step(&a),
+        Cmd::RustAnalyzer(a) => lab::rust_analyzer(&a),
         Cmd::Ssdt(a) => lab::ssdt_step(&a),
         Cmd::Initramfs(a) => lab::initramfs_step(&a),
     };
