@@ -33,9 +33,7 @@ toolchain.stdenv.mkDerivation {
       --src ${kernelSource} \
       --out "$out" \
       ${lib.concatMapStringsSep " " (fragment: "--fragment ${fragment}") fragments} \
-      --llvm 1 \
-      --rust-lib-src ${toolchain.rustLibSrc} \
-      --bindgen ${toolchain.bindgen} \
+      ${toolchain.xtaskArgs} \
       --jobs "$NIX_BUILD_CORES"
     runHook postBuild
   '';

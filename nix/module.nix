@@ -30,9 +30,7 @@ toolchain.stdenv.mkDerivation {
       --kdir ${kernel}/build \
       --src "$PWD" \
       --out "$NIX_BUILD_TOP/module-out" \
-      --llvm 1 \
-      --rust-lib-src ${toolchain.rustLibSrc} \
-      --bindgen ${toolchain.bindgen} \
+      ${toolchain.xtaskArgs} \
       --jobs "$NIX_BUILD_CORES"
     runHook postBuild
   '';

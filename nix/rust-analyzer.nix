@@ -24,8 +24,6 @@ writeShellApplication {
     xtask rust-analyzer \
       --kdir ${kernel}/build \
       --src "''${1:-module}" \
-      --llvm 1 \
-      --rust-lib-src ${toolchain.rustLibSrc} \
-      --bindgen ${toolchain.bindgen}
+      ${toolchain.xtaskArgs}
   '';
 }

@@ -47,7 +47,9 @@ assert lib.assertMsg (lib.versionAtLeast llvmPackages.clang-unwrapped.version "1
 
   # RUST_LIB_SRC: the `library` directory of this rustc's own sources.
   rustLibSrc = rustPlatform.rustLibSrc;
-  bindgen = lib.getExe' rust-bindgen-unwrapped "bindgen";
+  # The toolchain options of the xtask steps that run the kernel's make
+  # (`xtask kernel`, `xtask module`, `xtask rust-analyzer`).
+  xtaskArgs = "--llvm 1 --rust-lib-src ${rustPlatform.rustLibSrc} --bindgen ${lib.getExe' rust-bindgen-unwrapped "bindgen"}";
 
   packages = [
     llvmPackages.lld
