@@ -200,7 +200,7 @@ pub fn build(
     let jobs = format!("-j{}", tools.jobs.max(1));
     exec::run_logged(
         &mut make(&[&jobs, "bzImage", "modules"]),
-        "kernel: build (a cold build takes about 4 minutes on 2 cores)",
+        "kernel: build (a cold build takes 6 to 11 minutes on 2 cores)",
         &log("build"),
     )?;
     std::fs::copy(build_dir.join("arch/x86/boot/bzImage"), &bz_image)
