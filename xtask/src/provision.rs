@@ -37,44 +37,43 @@ pub fn provision(repo: &Path, cache: &Cache, pins: &Pins) -> Result<Toolchain> {
     )?;
     ensure_host_packages(&pins.host.packages)?;
     let rust_bin = pinned_rust_bin(&pins.rust_src.rustc)?;
-    // A tree unpacked from a verified .deb needs neither apt nor the .deb.
-    let unpacked = |name: &str, list: &[DebPin]| {
-        list.iter().find_map(|pin| {
+    // A tree unpacked from a verified .deb needs neither apt nor the .deb;
+    // apt is set up only when something must be downloaded.
+    let mut apt = None;
+    let mut obtain = |name: &str,
+                      package: &str,
+                      list: &[DebPin],
+                      unpack: &dyn Fn(&DebPin, &Path) -> Result<PathBuf>|
+     -> Result<(DebPin, PathBuf)> {
+        let done = list.iter().find_map(|pin| {
             let dir = unpacked_dir(cache, name, pin);
             is_unpacked(&dir, pin).then(|| (pin.clone(), dir))
-        })
-    };
-    let mut apt = None;
-    let mut fetch = |package: &str, list: &[DebPin]| -> Result<(DebPin, PathBuf)> {
+        });
+        if let Some((pin, dir)) = done {
+            eprintln!("  {package} {}: unpacked", pin.version);
+            return Ok((pin, dir));
+        }
         let apt = match &apt {
             Some(a) => a,
             None => apt.insert(IsolatedApt::new(cache, pins)?),
         };
-        apt.fetch(package, list)
+        let (pin, deb) = apt.fetch(package, list)?;
+        let dir = unpack(&pin, &deb)?;
+        Ok((pin, dir))
     };
-    let (kernel_pin, kernel_root) = match unpacked("linux", &pins.kernel.pins) {
-        Some((pin, dir)) => {
-            eprintln!("  {} {}: unpacked", pins.kernel.package, pin.version);
-            (pin, dir)
-        }
-        None => {
-            let (pin, deb) = fetch(&pins.kernel.package, &pins.kernel.pins)?;
-            let dir = unpack_kernel(cache, &pin, &deb, &pins.kernel.tarball)?;
-            (pin, dir)
-        }
-    };
+    let (kernel_pin, kernel_root) = obtain(
+        "linux",
+        &pins.kernel.package,
+        &pins.kernel.pins,
+        &|pin, deb| unpack_kernel(cache, pin, deb, &pins.kernel.tarball),
+    )?;
     let kernel_root = kernel_tree(&kernel_root)?;
-    let (rust_pin, rust_root) = match unpacked("rust-src", &pins.rust_src.pins) {
-        Some((pin, dir)) => {
-            eprintln!("  {} {}: unpacked", pins.rust_src.package, pin.version);
-            (pin, dir)
-        }
-        None => {
-            let (pin, deb) = fetch(&pins.rust_src.package, &pins.rust_src.pins)?;
-            let dir = unpack_deb(cache, "rust-src", &pin, &deb)?;
-            (pin, dir)
-        }
-    };
+    let (rust_pin, rust_root) = obtain(
+        "rust-src",
+        &pins.rust_src.package,
+        &pins.rust_src.pins,
+        &|pin, deb| unpack_deb(cache, "rust-src", pin, deb),
+    )?;
     let rust_lib_src = rust_root.join(&pins.rust_src.library);
     if !rust_lib_src.join("core").is_dir() {
         bail!(
@@ -338,11 +337,15 @@ impl IsolatedApt {
         let mut tried = Vec::new();
         loop {
             for pin in pins {
-                let policy = exec::output(
+                // apt-cache show may exit 0 for a version it does not
+                // have: look for the version's own record.
+                let record = exec::output(
                     self.apt("apt-cache")
                         .args(["show", &format!("{package}={}", pin.version)]),
-                );
-                if policy.is_err() {
+                )
+                .unwrap_or_default();
+                let wanted = format!("Version: {}", pin.version);
+                if !record.lines().any(|l| l == wanted) {
                     tried.push(pin.version.clone());
                     continue;
                 }
