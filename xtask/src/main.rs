@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 /// Build, boot and test the Rust keyboard driver lab.
 #[derive(Parser)]
-#[command(name = "cargo xtask", version, about)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
