@@ -443,30 +443,6 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Unpacks a `.deb` into `<cache>/src/<name>-<version>` (once; a stamp
-/// records the sha256 it came from) and returns that directory.
-fn unpack_deb(cache: &Cache, name: &str, pin: &DebPin, deb: &Path) -> Result<PathBuf> {
-    let dest = unpacked_dir(cache, name, pin);
-    if is_unpacked(&dest, pin) {
-        return Ok(dest);
-    }
-    let tmp = cache
-        .sources()
-        .join(format!(".{name}-{}.partial", pin.version));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    let mut c = cmd("dpkg-deb", [Path::new("-x"), deb, &tmp]);
-    exec::run_logged(
-        &mut c,
-        &format!("unpack {name} {}", pin.version),
-        &cache.logs().join(format!("unpack-{name}.log")),
-    )?;
-    let _ = std::fs::remove_dir_all(&dest);
-    std::fs::rename(&tmp, &dest)?;
-    std::fs::write(dest.join(STAMP), &pin.sha256)?;
-    Ok(dest)
-}
-
 /// The stamp file in an unpacked tree: holds the sha256 of its `.deb`.
 const STAMP: &str = ".lab-unpacked";
 
@@ -489,41 +465,71 @@ fn kernel_tree(dir: &Path) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no kernel tree in {}", dir.display()))
 }
 
-/// Unpacks the kernel source tarball out of its `.deb` into the cache and
-/// returns the directory holding the tree.
-fn unpack_kernel(cache: &Cache, pin: &DebPin, deb: &Path, tarball: &str) -> Result<PathBuf> {
-    let dest = unpacked_dir(cache, "linux", pin);
-    if is_unpacked(&dest, pin) {
-        return Ok(dest);
-    }
+/// Unpacks `deb` into [`unpacked_dir`]: `fill` fills a fresh partial
+/// directory (logging to `log`), which then replaces the destination and gets
+/// the stamp, so an interrupted unpack is never taken for a finished one.
+fn unpack(
+    cache: &Cache,
+    name: &str,
+    pin: &DebPin,
+    fill: impl FnOnce(&Path, &Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let dest = unpacked_dir(cache, name, pin);
     let tmp = cache
         .sources()
-        .join(format!(".linux-{}.partial", pin.version));
+        .join(format!(".{name}-{}.partial", pin.version));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(tmp.join("deb"))?;
-    let log = cache.logs().join("unpack-kernel.log");
-    exec::run_logged(
-        &mut cmd("dpkg-deb", [Path::new("-x"), deb, &tmp.join("deb")]),
-        &format!("unpack linux-source {}", pin.version),
-        &log,
-    )?;
-    let tar = tmp.join("deb").join(tarball);
-    if !tar.is_file() {
-        bail!(
-            "the kernel .deb {} has no {tarball}: fix `tarball` in pins.toml",
-            deb.display()
-        );
-    }
-    exec::run_logged(
-        &mut cmd("tar", [Path::new("-xf"), &tar, Path::new("-C"), &tmp]),
-        &format!("extract {tarball}"),
-        &log,
-    )?;
-    std::fs::remove_dir_all(tmp.join("deb"))?;
+    std::fs::create_dir_all(&tmp)?;
+    fill(&tmp, &cache.logs().join(format!("unpack-{name}.log")))?;
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::rename(&tmp, &dest)?;
     std::fs::write(dest.join(STAMP), &pin.sha256)?;
     Ok(dest)
+}
+
+/// `dpkg-deb -x` of `deb` into `dir`.
+fn extract_deb(deb: &Path, dir: &Path, title: &str, log: &Path) -> Result<()> {
+    exec::run_logged(
+        &mut cmd("dpkg-deb", [Path::new("-x"), deb, dir]),
+        title,
+        log,
+    )
+    .map(|_| ())
+}
+
+/// Unpacks a `.deb` as it is (rust-src).
+fn unpack_deb(cache: &Cache, name: &str, pin: &DebPin, deb: &Path) -> Result<PathBuf> {
+    unpack(cache, name, pin, |tmp, log| {
+        extract_deb(deb, tmp, &format!("unpack {name} {}", pin.version), log)
+    })
+}
+
+/// Unpacks the kernel source tarball out of its `.deb` (the `.deb`'s other
+/// files are not kept).
+fn unpack_kernel(cache: &Cache, pin: &DebPin, deb: &Path, tarball: &str) -> Result<PathBuf> {
+    unpack(cache, "linux", pin, |tmp, log| {
+        let deb_dir = tmp.join("deb");
+        extract_deb(
+            deb,
+            &deb_dir,
+            &format!("unpack linux-source {}", pin.version),
+            log,
+        )?;
+        let tar = deb_dir.join(tarball);
+        if !tar.is_file() {
+            bail!(
+                "the kernel .deb {} has no {tarball}: fix `tarball` in pins.toml",
+                deb.display()
+            );
+        }
+        exec::run_logged(
+            &mut cmd("tar", [Path::new("-xf"), &tar, Path::new("-C"), tmp]),
+            &format!("extract {tarball}"),
+            log,
+        )?;
+        std::fs::remove_dir_all(&deb_dir)?;
+        Ok(())
+    })
 }
 
 /// Installs crate `name` at `version` into `<cache>/tools/<name>-<version>`
