@@ -121,19 +121,14 @@ pub fn build(
     tools: &KernelTools,
     log_dir: &Path,
 ) -> Result<KernelOutput> {
-    let src = src
-        .canonicalize()
-        .with_context(|| format!("kernel source {} does not exist", src.display()))?;
+    let src = existing(src, "kernel source")?;
     if !src.join("Kconfig").is_file() {
         bail!("{} is not a kernel source tree (no Kconfig)", src.display());
     }
     // merge_config.sh runs in the build directory: make the paths absolute.
     let fragments: Vec<PathBuf> = fragments
         .iter()
-        .map(|f| {
-            f.canonicalize()
-                .with_context(|| format!("config fragment {} does not exist", f.display()))
-        })
+        .map(|f| existing(f, "config fragment"))
         .collect::<Result<_>>()?;
     let mut fragment_text = String::new();
     for f in &fragments {
@@ -256,18 +251,14 @@ pub fn build_module(
     tools: &KernelTools,
     log_dir: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let kdir = kdir
-        .canonicalize()
-        .with_context(|| format!("kernel build dir {} does not exist", kdir.display()))?;
+    let kdir = existing(kdir, "kernel build dir")?;
     if !kdir.join("Module.symvers").is_file() {
         bail!(
             "{} has no Module.symvers: it is not a finished kernel build tree (run `cargo xtask kernel` with `modules`)",
             kdir.display()
         );
     }
-    let src = src
-        .canonicalize()
-        .with_context(|| format!("module source {} does not exist", src.display()))?;
+    let src = existing(src, "module source")?;
     std::fs::create_dir_all(out)?;
     let out = out.canonicalize()?;
     let objdir = out.join("obj");
@@ -303,12 +294,8 @@ pub fn rust_analyzer_project(
     tools: &KernelTools,
     log_dir: &Path,
 ) -> Result<PathBuf> {
-    let kdir = kdir
-        .canonicalize()
-        .with_context(|| format!("kernel build dir {} does not exist", kdir.display()))?;
-    let src = src
-        .canonicalize()
-        .with_context(|| format!("module source {} does not exist", src.display()))?;
+    let kdir = existing(kdir, "kernel build dir")?;
+    let src = existing(src, "module source")?;
     let work = tempfile::Builder::new()
         .prefix("rust-kbd-lab-ra-")
         .tempdir()
@@ -318,17 +305,20 @@ pub fn rust_analyzer_project(
     c.arg(format!("M={}", src.display()))
         .arg(format!("MO={}", work.display()))
         .arg("rust-analyzer");
-    let result = exec::run_logged(
+    exec::run_logged(
         &mut c,
         "module: make rust-analyzer",
         &log_dir.join("rust-analyzer.log"),
-    );
+    )?;
     let generated = work.join("rust-project.json");
     let dest = src.join("rust-project.json");
-    let copied = result.and_then(|_| {
-        std::fs::copy(&generated, &dest)
-            .with_context(|| format!("make rust-analyzer left no {}", generated.display()))
-    });
-    copied?;
+    std::fs::copy(&generated, &dest)
+        .with_context(|| format!("make rust-analyzer left no {}", generated.display()))?;
     Ok(dest)
+}
+
+/// `path` made absolute; `what` names it in the error when it does not exist.
+fn existing(path: &Path, what: &str) -> Result<PathBuf> {
+    path.canonicalize()
+        .with_context(|| format!("{what} {} does not exist", path.display()))
 }
