@@ -89,6 +89,12 @@ impl Artifacts {
         self.file("KUnit kernel", "kunit/bzImage")
     }
 
+    /// The initramfs of the KUnit kernel (its module is built against that
+    /// kernel), `kunit/initramfs.cpio.gz`.
+    pub fn kunit_initramfs(&self) -> Result<PathBuf> {
+        self.file("KUnit initramfs", "kunit/initramfs.cpio.gz")
+    }
+
     fn file(&self, what: &str, rel: &str) -> Result<PathBuf> {
         let path = self.root.join(rel);
         if path.is_file() {

@@ -104,12 +104,7 @@ fn rust_kunit_suites_pass() -> Result<()> {
 
     let artifacts = Artifacts::from_env()?;
     let kernel = artifacts.kunit_kernel()?;
-    let initramfs = artifacts.root().join("kunit/initramfs.cpio.gz");
-    ensure!(
-        initramfs.is_file(),
-        "KUnit initramfs not found at {}: run `cargo xtask build` first",
-        initramfs.display()
-    );
+    let initramfs = artifacts.kunit_initramfs()?;
     let mut config = VmConfig::new(kernel, initramfs)?;
     config.boot_timeout = BOOT_TIMEOUT;
 
