@@ -110,6 +110,11 @@ fn alejandra_check(files: &[PathBuf], rel: &[String]) -> Result<String, String> 
             Status::Changed(false) => {}
         }
     }
+    verdict(problems)
+}
+
+/// A check's outcome from its list of problems: none is a pass.
+fn verdict(problems: Vec<String>) -> Result<String, String> {
     if problems.is_empty() {
         Ok(String::new())
     } else {
@@ -176,11 +181,7 @@ fn parse_all(nix_instantiate: &Path, files: &[PathBuf], rel: &[String]) -> Resul
             )),
         }
     }
-    if problems.is_empty() {
-        Ok(String::new())
-    } else {
-        Err(problems.join("\n"))
-    }
+    verdict(problems)
 }
 
 /// Runs a linter on all `files` (from `repo`); its output is the problem if
