@@ -1,14 +1,18 @@
 //! The artifact directory (`$LAB_ARTIFACTS`) and the cache and log directories.
 //!
-//! Layout of the artifact directory (produced by `cargo xtask build` or the flake):
+//! [`Layout`] is the one definition of where each artifact lives: the host
+//! build tool (`cargo xtask build`, and the `xtask artifacts` step the flake
+//! runs) writes through it and [`Artifacts`] reads through it. For the
+//! kernels of `kernel/kernels.toml` it gives:
 //!
 //! ```text
-//! $LAB_ARTIFACTS/bzImage              the kernel
-//! $LAB_ARTIFACTS/rust_keyboard.ko     the module (also inside the initramfs)
-//! $LAB_ARTIFACTS/initramfs.cpio.gz    busybox initramfs with /init
+//! $LAB_ARTIFACTS/bzImage              the lab kernel ("lab")
+//! $LAB_ARTIFACTS/rust_keyboard.ko     the module built against it
+//! $LAB_ARTIFACTS/initramfs.cpio.gz    busybox initramfs with /init and that module
+//! $LAB_ARTIFACTS/<kernel>/...         the same three for every other kernel (kunit/, ...)
 //! $LAB_ARTIFACTS/acpi/ssdt.aml        the real SSDT
 //! $LAB_ARTIFACTS/acpi/<name>.aml      test variants (sta-absent, no-irq, ...)
-//! $LAB_ARTIFACTS/kunit/bzImage        kernel with KUnit and Rust tests
+//! $LAB_ARTIFACTS/manifest.json        versions and toolchain of the build
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -22,10 +26,78 @@ pub const LOG_DIR_ENV: &str = "LAB_LOG_DIR";
 /// Environment variable naming the cache root.
 pub const CACHE_DIR_ENV: &str = "LAB_CACHE_DIR";
 
-/// A located artifact directory.
+/// The name of the lab's main kernel in `kernel/kernels.toml`.
+pub const LAB_KERNEL: &str = "lab";
+/// The name of the KUnit kernel in `kernel/kernels.toml`.
+pub const KUNIT_KERNEL: &str = "kunit";
+/// The driver's file name.
+pub const MODULE_FILE: &str = "rust_keyboard.ko";
+
+/// Where every artifact lives below an artifact directory. Pure path
+/// arithmetic: nothing is checked or created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// The layout of the artifact directory `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    /// The artifact directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of a kernel's files: the top for [`LAB_KERNEL`],
+    /// `<root>/<kernel>` for every other kernel.
+    pub fn kernel_dir(&self, kernel: &str) -> PathBuf {
+        if kernel == LAB_KERNEL {
+            self.root.clone()
+        } else {
+            self.root.join(kernel)
+        }
+    }
+
+    /// A kernel's image, `bzImage`.
+    pub fn kernel(&self, kernel: &str) -> PathBuf {
+        self.kernel_dir(kernel).join("bzImage")
+    }
+
+    /// A module file (`file` is its name, e.g. [`MODULE_FILE`]) built
+    /// against `kernel`.
+    pub fn module(&self, kernel: &str, file: &str) -> PathBuf {
+        self.kernel_dir(kernel).join(file)
+    }
+
+    /// The initramfs holding the module built against `kernel`.
+    pub fn initramfs(&self, kernel: &str) -> PathBuf {
+        self.kernel_dir(kernel).join("initramfs.cpio.gz")
+    }
+
+    /// The directory of the compiled ACPI tables.
+    pub fn acpi_dir(&self) -> PathBuf {
+        self.root.join("acpi")
+    }
+
+    /// A compiled ACPI table, `acpi/<name>.aml`.
+    pub fn acpi_table(&self, name: &str) -> PathBuf {
+        let name = name.strip_suffix(".aml").unwrap_or(name);
+        self.acpi_dir().join(format!("{name}.aml"))
+    }
+
+    /// The build manifest, `manifest.json`.
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("manifest.json")
+    }
+}
+
+/// A located artifact directory, read through its [`Layout`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Artifacts {
-    root: PathBuf,
+    layout: Layout,
 }
 
 impl Artifacts {
@@ -50,61 +122,81 @@ impl Artifacts {
                 path: root,
             });
         }
-        Ok(Artifacts { root })
+        Ok(Artifacts {
+            layout: Layout::new(root),
+        })
     }
 
     /// The directory itself.
     pub fn root(&self) -> &Path {
-        &self.root
+        self.layout.root()
     }
 
-    /// The kernel, `bzImage`.
+    /// The layout of the directory.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The lab kernel's image.
     pub fn kernel(&self) -> Result<PathBuf> {
-        self.file("kernel", "bzImage")
+        self.kernel_of(LAB_KERNEL)
     }
 
-    /// The module, `rust_keyboard.ko`.
+    /// The module built against the lab kernel.
     pub fn module(&self) -> Result<PathBuf> {
-        self.file("kernel module", "rust_keyboard.ko")
+        file("kernel module", self.layout.module(LAB_KERNEL, MODULE_FILE))
     }
 
-    /// The initramfs, `initramfs.cpio.gz`.
+    /// The lab kernel's initramfs.
     pub fn initramfs(&self) -> Result<PathBuf> {
-        self.file("initramfs", "initramfs.cpio.gz")
+        self.initramfs_of(LAB_KERNEL)
     }
 
     /// The real SSDT, `acpi/ssdt.aml`.
     pub fn ssdt(&self) -> Result<PathBuf> {
-        self.file("SSDT", "acpi/ssdt.aml")
+        file("SSDT", self.layout.acpi_table("ssdt"))
     }
 
     /// A compiled ACPI table `acpi/<name>.aml` (e.g. `sta-absent`, `no-irq`).
     pub fn acpi_table(&self, name: &str) -> Result<PathBuf> {
         let name = name.strip_suffix(".aml").unwrap_or(name);
-        self.file(&format!("ACPI table {name}"), &format!("acpi/{name}.aml"))
+        file(&format!("ACPI table {name}"), self.layout.acpi_table(name))
+    }
+
+    /// The image of the kernel `kernel` of `kernel/kernels.toml`.
+    pub fn kernel_of(&self, kernel: &str) -> Result<PathBuf> {
+        file(&format!("{kernel} kernel"), self.layout.kernel(kernel))
+    }
+
+    /// The initramfs of the kernel `kernel` (its module is built against
+    /// that kernel).
+    pub fn initramfs_of(&self, kernel: &str) -> Result<PathBuf> {
+        file(
+            &format!("{kernel} kernel's initramfs"),
+            self.layout.initramfs(kernel),
+        )
     }
 
     /// The KUnit kernel, `kunit/bzImage`.
     pub fn kunit_kernel(&self) -> Result<PathBuf> {
-        self.file("KUnit kernel", "kunit/bzImage")
+        self.kernel_of(KUNIT_KERNEL)
     }
 
-    /// The initramfs of the KUnit kernel (its module is built against that
-    /// kernel), `kunit/initramfs.cpio.gz`.
+    /// The initramfs of the KUnit kernel, `kunit/initramfs.cpio.gz`.
     pub fn kunit_initramfs(&self) -> Result<PathBuf> {
-        self.file("KUnit initramfs", "kunit/initramfs.cpio.gz")
+        self.initramfs_of(KUNIT_KERNEL)
     }
+}
 
-    fn file(&self, what: &str, rel: &str) -> Result<PathBuf> {
-        let path = self.root.join(rel);
-        if path.is_file() {
-            Ok(path)
-        } else {
-            Err(Error::ArtifactMissing {
-                what: what.to_owned(),
-                path,
-            })
-        }
+/// `path` if it is a file, else [`Error::ArtifactMissing`] naming `what`.
+fn file(what: &str, path: PathBuf) -> Result<PathBuf> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::ArtifactMissing {
+            what: what.to_owned(),
+            path,
+        })
     }
 }
 
@@ -152,5 +244,23 @@ mod tests {
         assert!(err.contains("initramfs.cpio.gz"), "{err}");
         assert!(err.contains("cargo xtask build"), "{err}");
         assert!(Artifacts::from_dir(dir.path().join("nope")).is_err());
+    }
+
+    #[test]
+    fn the_lab_kernel_is_at_the_top_and_every_other_in_its_own_directory() {
+        let l = Layout::new("/a");
+        assert_eq!(l.kernel(LAB_KERNEL), Path::new("/a/bzImage"));
+        assert_eq!(l.initramfs(LAB_KERNEL), Path::new("/a/initramfs.cpio.gz"));
+        assert_eq!(
+            l.module(LAB_KERNEL, MODULE_FILE),
+            Path::new("/a/rust_keyboard.ko")
+        );
+        assert_eq!(l.kernel("debug"), Path::new("/a/debug/bzImage"));
+        assert_eq!(
+            l.initramfs(KUNIT_KERNEL),
+            Path::new("/a/kunit/initramfs.cpio.gz")
+        );
+        assert_eq!(l.acpi_table("no-irq.aml"), Path::new("/a/acpi/no-irq.aml"));
+        assert_eq!(l.manifest(), Path::new("/a/manifest.json"));
     }
 }

@@ -15,10 +15,18 @@ use std::time::{Duration, Instant};
 /// How many lines of a failed command's log are shown on the terminal.
 const TAIL_LINES: usize = 40;
 
-/// Names the Debian package that provides `tool`, for error messages.
-pub fn package_of(tool: &str) -> &'static str {
+/// Names the Debian package that provides `tool`, for error messages. The
+/// LLVM tools carry their version suffix (`clang-19`, `ld.lld-19`) into the
+/// package name, so no LLVM version is written here.
+pub fn package_of(tool: &str) -> String {
     let base = tool.rsplit('/').next().unwrap_or(tool);
-    match base {
+    // `-19` of `clang-19`, `llvm-ar-19`; empty for unsuffixed names.
+    let suffix = base
+        .rfind('-')
+        .map(|i| &base[i..])
+        .filter(|s| s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or("");
+    let package = match base {
         "make" | "gcc" | "cc" => "build-essential",
         "iasl" => "acpica-tools",
         "qemu-system-x86_64" => "qemu-system-x86",
@@ -33,11 +41,13 @@ pub fn package_of(tool: &str) -> &'static str {
         "perl" => "perl",
         "python3" => "python3",
         "nix-instantiate" => "nix-bin",
-        b if b.starts_with("clang") => "clang-19",
-        b if b.starts_with("ld.lld") => "lld-19",
-        b if b.starts_with("llvm") => "llvm-19",
+        "cargo" | "rustup" => "rustup",
+        b if b.starts_with("clang") => return format!("clang{suffix}"),
+        b if b.starts_with("ld.lld") => return format!("lld{suffix}"),
+        b if b.starts_with("llvm") => return format!("llvm{suffix}"),
         _ => "(unknown package)",
-    }
+    };
+    package.to_owned()
 }
 
 /// Error for a tool that is not on PATH.
@@ -77,27 +87,64 @@ pub fn display(cmd: &Command) -> String {
     s
 }
 
+/// The error for a program that could not be started: a missing tool names
+/// its package, anything else the program and the reason.
+fn spawn_error(cmd: &Command, e: &std::io::Error) -> anyhow::Error {
+    let program = cmd.get_program().to_string_lossy();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        missing_tool(&program)
+    } else {
+        anyhow!("cannot run {program}: {e}")
+    }
+}
+
+/// What a command run by [`captured`] printed, and how it ended.
+#[derive(Debug)]
+pub struct Captured {
+    /// Its exit status.
+    pub status: std::process::ExitStatus,
+    /// Its standard output.
+    pub stdout: String,
+    /// Its standard error.
+    pub stderr: String,
+}
+
+impl Captured {
+    /// Standard output and standard error, in that order.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `cmd` quietly (stdin from /dev/null) and returns what it printed
+/// whatever its exit status: for tools whose failure is itself the answer
+/// (iasl's diagnostics, dpkg-query on unknown packages, linters).
+pub fn captured(cmd: &mut Command) -> Result<Captured> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| spawn_error(cmd, &e))?;
+    Ok(Captured {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
 /// Runs `cmd` quietly and returns its stdout; on failure the error holds
 /// stderr.
 pub fn output(cmd: &mut Command) -> Result<String> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            missing_tool(&program)
-        } else {
-            anyhow!("cannot run {program}: {e}")
-        }
-    })?;
+    let out = captured(cmd)?;
     if !out.status.success() {
         bail!(
             "`{}` failed ({}):\n{}{}",
             display(cmd),
             out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            out.stdout,
+            out.stderr
         );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.stdout)
 }
 
 /// Runs `cmd` with its output going to `log` (and to the terminal as a one
@@ -111,20 +158,13 @@ pub fn run_logged(cmd: &mut Command, title: &str, log: &Path) -> Result<Duration
     let mut file =
         File::create(log).with_context(|| format!("cannot create log {}", log.display()))?;
     writeln!(file, "$ {}", display(cmd))?;
-    let program = cmd.get_program().to_string_lossy().into_owned();
     let start = Instant::now();
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                missing_tool(&program)
-            } else {
-                anyhow!("cannot run {program}: {e}")
-            }
-        })?;
+        .map_err(|e| spawn_error(cmd, &e))?;
 
     let bar = progress(title);
     let file = Arc::new(Mutex::new(file));
@@ -198,6 +238,12 @@ pub fn tail_of(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Runs `cmd` with the terminal as its stdio (an interactive program such
+/// as QEMU with its console, or the test runner) and returns its status.
+pub fn run_attached(cmd: &mut Command) -> Result<std::process::ExitStatus> {
+    cmd.status().map_err(|e| spawn_error(cmd, &e))
+}
+
 /// Builds a `Command` for `program` with arguments.
 pub fn cmd<I, S>(program: impl AsRef<OsStr>, args: I) -> Command
 where
@@ -219,6 +265,9 @@ mod tests {
         assert!(msg.contains("acpica-tools"), "{msg}");
         assert!(msg.contains("cargo xtask provision"), "{msg}");
         assert_eq!(package_of("/usr/bin/ld.lld-19"), "lld-19");
+        assert_eq!(package_of("llvm-objcopy-18"), "llvm-18");
+        assert_eq!(package_of("clang"), "clang");
+        assert_eq!(package_of("llvm-objcopy"), "llvm");
     }
 
     #[test]
@@ -241,5 +290,14 @@ mod tests {
     fn absent_program_is_a_missing_tool_error() {
         let err = output(&mut cmd("lab-no-such-tool-xyz", ["x"])).unwrap_err();
         assert!(err.to_string().contains("was not found on PATH"), "{err}");
+        let err = captured(&mut cmd("lab-no-such-tool-xyz", ["x"])).unwrap_err();
+        assert!(err.to_string().contains("was not found on PATH"), "{err}");
+    }
+
+    #[test]
+    fn captured_keeps_the_output_of_a_failing_command() {
+        let out = captured(&mut cmd("sh", ["-c", "echo out; echo err >&2; exit 1"])).unwrap();
+        assert!(!out.status.success());
+        assert_eq!(out.text(), "out\nerr\n");
     }
 }

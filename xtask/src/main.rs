@@ -1,94 +1,50 @@
 //! `cargo xtask`: the host build tool of the lab.
 //!
-//! The user-facing commands (`build`, `vm`, `keys`, `test`, `provision`) run
-//! the host path with tools provisioned into the cache. The single steps
-//! (`kernel`, `module`, `ssdt`, `initramfs`) take every input explicitly and
-//! use tools from PATH by default: the flake runs exactly these.
+//! * [`cli`]: the command line; [`commands`]: one file per command.
+//! * [`plan`]: the kernels of `kernel/kernels.toml` and the list of build
+//!   steps made from them; [`steps`]: the steps themselves, each with
+//!   explicit inputs, which the flake runs as the single-step commands.
+//! * [`host`]: the host path's checkout, cache and pins; [`provision`]: host
+//!   packages, pinned `.deb`s, crates; [`paths`], [`pins`].
+//! * [`exec`]: the one place that runs external tools; [`fsutil`]: atomic
+//!   writes and hashes.
+//! * [`nix_check`]: the static checks of the Nix files.
 
-mod bench;
+mod cli;
+mod commands;
 mod exec;
-mod initramfs;
-mod kconfig;
-mod kernel;
-mod lab;
+mod fsutil;
+mod host;
 mod nix_check;
 mod paths;
 mod pins;
+mod plan;
 mod provision;
-mod ssdt;
+mod steps;
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
-
-/// Build, boot and test the Rust keyboard driver lab.
-#[derive(Parser)]
-#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Install the host packages, fetch the pinned kernel source and rust-src
-    /// and install bindgen, all into the cache.
-    Provision,
-    /// Provision, then build the kernel, the module, the SSDTs and the
-    /// initramfs into <cache>/artifacts.
-    Build(lab::BuildArgs),
-    /// Build if needed, then boot the VM with the console on this terminal.
-    Vm(lab::VmArgs),
-    /// Press keys on the PS/2 keyboard of a running `cargo xtask vm`.
-    Keys(lab::KeysArgs),
-    /// Build if needed, then run every test (host unit tests and VM tests)
-    /// with cargo-nextest.
-    Test(lab::TestArgs),
-    /// Check the Nix files: parse, alejandra --check, deadnix, flake.lock.
-    NixCheck,
-    /// Benchmark: boot the VM several times, report boot-to-driver-bound time.
-    Bench(lab::BenchArgs),
-    /// Step: configure, check and build a kernel.
-    Kernel(lab::KernelArgs),
-    /// Step: build the out-of-tree module against a kernel build tree.
-    Module(lab::ModuleArgs),
-    /// Write module/rust-project.json for rust-analyzer (the kernel's
-    /// `make rust-analyzer` against the kernel build tree).
-    RustAnalyzer(lab::RustAnalyzerArgs),
-    /// Step: compile the ACPI tables with iasl.
-    Ssdt(lab::SsdtArgs),
-    /// Step: pack the initramfs.
-    Initramfs(lab::InitramfsArgs),
-}
+use clap::Parser;
+use cli::{Cli, Command};
 
 fn main() {
-    let cli = Cli::parse();
-    let result: Result<()> = match cli.command {
-        Cmd::Provision => lab::provision_only(),
-        Cmd::Build(a) => lab::build(&a).map(|_| ()),
-        Cmd::Vm(a) => lab::vm(&a),
-        Cmd::Keys(a) => lab::keys(&a),
-        Cmd::Test(a) => lab::test(&a),
-        Cmd::NixCheck => lab::nix_check(),
-        Cmd::Bench(a) => lab::bench(&a),
-        Cmd::Kernel(a) => lab::kernel_step(&a),
-        Cmd::Module(a) => lab::module_step(&a),
-        Cmd::RustAnalyzer(a) => lab::rust_analyzer(&a),
-        Cmd::Ssdt(a) => lab::ssdt_step(&a),
-        Cmd::Initramfs(a) => lab::initramfs_step(&a),
+    let result = match Cli::parse().command {
+        Command::Provision => commands::provision::run(),
+        Command::Build(args) => commands::build::run(&args).map(drop),
+        Command::Vm(args) => commands::vm::run(&args),
+        Command::Keys(args) => commands::keys::run(&args),
+        Command::Test(args) => commands::test::run(&args),
+        Command::NixCheck => {
+            paths::repo_root().and_then(|repo| nix_check::run(&repo, &paths::Cache::from_env()?))
+        }
+        Command::Bench(args) => commands::bench::run(&args),
+        Command::RustAnalyzer(args) => commands::rust_analyzer::run(&args),
+        Command::Kernel(args) => commands::steps::kernel(&args),
+        Command::Module(args) => commands::steps::module(&args),
+        Command::Ssdt(args) => commands::steps::ssdt(&args),
+        Command::Initramfs(args) => commands::steps::initramfs(&args),
+        Command::Artifacts(args) => commands::steps::artifacts(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
-}
-
-/// Default number of parallel jobs.
-fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
-
-/// Path argument helper for clap.
-fn path(s: &str) -> Result<PathBuf, String> {
-    Ok(PathBuf::from(s))
 }

@@ -17,24 +17,23 @@ pub struct Pins {
     pub kernel: KernelPins,
     /// Rust library sources for the kernel's `RUST_LIB_SRC`.
     pub rust_src: RustSrcPins,
-    /// bindgen, installed from crates.io.
+    /// bindgen, installed from the crate registry.
     pub bindgen: CratePin,
+    /// cargo-nextest, installed when the host has none.
+    pub nextest: CratePin,
     /// Host packages from the host's own Debian release.
     pub host: HostPins,
     /// Nix formatting and lint tools run by `cargo xtask nix-check`.
     pub nix_tools: Option<NixTools>,
 }
 
-/// Where the pinned `.deb` files are downloaded from.
+/// Which suites of Debian's archive the pinned `.deb` files come from (the
+/// mirror is the host's own, see `provision::mirror`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Archive {
-    /// Archive base URL, e.g. `http://deb.debian.org/debian`.
-    pub url: String,
     /// Suites listed in the isolated apt configuration.
     pub suites: Vec<String>,
-    /// snapshot.debian.org base URL (used by the flake as a second URL).
-    pub snapshot_url: String,
 }
 
 /// One acceptable version of a Debian package.
@@ -47,8 +46,6 @@ pub struct DebPin {
     pub filename: String,
     /// SHA-256 of the `.deb`, as in Debian's Packages index.
     pub sha256: String,
-    /// A snapshot.debian.org timestamp at which the file is in the archive.
-    pub snapshot: String,
 }
 
 /// The kernel source package and its acceptable versions.
@@ -147,26 +144,6 @@ impl Pins {
                         pin.filename
                     );
                 }
-            }
-        }
-        if !self.archive.snapshot_url.starts_with("https://") {
-            bail!(
-                "archive.snapshot_url must be an https URL, got {:?}",
-                self.archive.snapshot_url
-            );
-        }
-        for pin in self.kernel.pins.iter().chain(&self.rust_src.pins) {
-            let ts = pin.snapshot.as_bytes();
-            let ok = ts.len() == 16
-                && ts[8] == b'T'
-                && ts[15] == b'Z'
-                && ts[..8].iter().chain(&ts[9..15]).all(u8::is_ascii_digit);
-            if !ok {
-                bail!(
-                    "pin {}: snapshot {:?} is not a snapshot.debian.org timestamp (YYYYMMDDTHHMMSSZ)",
-                    pin.version,
-                    pin.snapshot
-                );
             }
         }
         for pin in &self.rust_src.pins {

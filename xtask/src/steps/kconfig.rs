@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn the_repository_fragment_asks_for_rust_and_no_ps2_stack() {
-        let frag = parse(include_str!("../../kernel/lab.config"));
+        let frag = parse(include_str!("../../../kernel/lab.config"));
         assert_eq!(frag["CONFIG_RUST"], Some("y".into()));
         for off in [
             "CONFIG_SERIO_I8042",

@@ -2,6 +2,7 @@
 //! lab's `/init` and the module. Written in Rust (no cpio/gzip tools) with
 //! fixed owners and times, so the same inputs give the same bytes.
 
+use crate::fsutil::write_atomically;
 use anyhow::{Context, Result};
 use cpio::newc::Builder;
 use flate2::Compression;
@@ -106,16 +107,11 @@ pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Resul
         }
         (b, Cursor::new(m.data))
     });
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = out.with_extension(format!("partial.{}", std::process::id()));
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let gz = cpio::write_cpio(inputs, GzEncoder::new(file, Compression::default()))?;
-    gz.finish()?.sync_all()?;
-    std::fs::rename(&tmp, out)?;
-    Ok(())
+    write_atomically(out, |file| {
+        let gz = cpio::write_cpio(inputs, GzEncoder::new(file, Compression::default()))?;
+        gz.finish()?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use crate::exec;
 use anyhow::{Context, Result, bail};
 use regex::Regex;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Counts iasl prints on its summary line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,20 +65,9 @@ pub fn build(src: &Path, out: &Path, iasl: Option<&Path>) -> Result<Vec<PathBuf>
         let prefix = out.join(&stem);
         let aml = out.join(format!("{stem}.aml"));
         let _ = std::fs::remove_file(&aml);
-        let result = Command::new(&iasl)
-            .arg("-p")
-            .arg(&prefix)
-            .arg(&asl)
-            .output()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => exec::missing_tool("iasl"),
-                _ => e.into(),
-            })?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&result.stdout),
-            String::from_utf8_lossy(&result.stderr)
-        );
+        let mut iasl_cmd = exec::cmd(&iasl, [Path::new("-p"), &prefix, &asl]);
+        let result = exec::captured(&mut iasl_cmd)?;
+        let text = result.text();
         let summary = parse_summary(&text);
         let clean = summary.is_some_and(|s| s.errors == 0 && s.warnings == 0);
         if !result.status.success() || !clean || !aml.is_file() {

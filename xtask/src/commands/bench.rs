@@ -2,6 +2,7 @@
 //! driver is bound, over several boots (a benchmark, not a test: it asserts
 //! nothing about the numbers).
 
+use crate::cli::BenchArgs;
 use anyhow::{Context, Result, bail};
 use regex::Regex;
 use std::time::{Duration, Instant};
@@ -15,8 +16,14 @@ struct Sample {
     guest_probe: f64,
 }
 
+/// `cargo xtask bench`: builds if needed, then measures.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let dir = super::artifacts(args.no_build, &args.build, false)?;
+    boot_to_bound(&dir, args.runs)
+}
+
 /// Boots the lab VM `runs` times and prints min / median / max.
-pub fn boot_to_bound(artifacts: &std::path::Path, runs: usize) -> Result<()> {
+fn boot_to_bound(artifacts: &std::path::Path, runs: usize) -> Result<()> {
     if runs == 0 {
         bail!("--runs must be at least 1");
     }

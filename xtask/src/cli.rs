@@ -1,0 +1,300 @@
+//! The command line of `cargo xtask`: every command and its arguments. Each
+//! command's code is in its own file of [`crate::commands`].
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Build, boot and test the Rust keyboard driver lab.
+#[derive(Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Install the host packages, fetch the pinned kernel source and rust-src
+    /// and install bindgen, all into the cache.
+    Provision,
+    /// Provision, then build the kernels of kernel/kernels.toml, the module
+    /// against each, the SSDTs and the initramfs into <cache>/artifacts.
+    Build(BuildArgs),
+    /// Build if needed, then boot the VM with the console on this terminal.
+    Vm(VmArgs),
+    /// Press keys on the PS/2 keyboard of a running `cargo xtask vm`.
+    Keys(KeysArgs),
+    /// Build if needed, then run every test (host unit tests and VM tests)
+    /// with cargo-nextest.
+    Test(TestArgs),
+    /// Check the Nix files: parse, alejandra --check, deadnix, flake.lock.
+    NixCheck,
+    /// Benchmark: boot the VM several times, report boot-to-driver-bound time.
+    Bench(BenchArgs),
+    /// Write module/rust-project.json for rust-analyzer (the kernel's
+    /// `make rust-analyzer` against the kernel build tree).
+    RustAnalyzer(RustAnalyzerArgs),
+    /// Step: configure, check and build a kernel.
+    Kernel(KernelStepArgs),
+    /// Step: build the out-of-tree module against a kernel build tree.
+    Module(ModuleStepArgs),
+    /// Step: compile the ACPI tables with iasl.
+    Ssdt(SsdtStepArgs),
+    /// Step: pack the initramfs.
+    Initramfs(InitramfsStepArgs),
+    /// Step: install built kernels, modules, initramfs and ACPI tables into
+    /// an artifact directory and write its manifest.
+    Artifacts(ArtifactsStepArgs),
+}
+
+/// Arguments of `build` (and of the commands that build first).
+#[derive(Args, Clone)]
+pub struct BuildArgs {
+    /// Parallel jobs for make.
+    #[arg(long, short, default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Also build this kernel of kernel/kernels.toml (repeatable); kernels
+    /// with `build = "always"` are always built.
+    #[arg(long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
+    /// Also build the KUnit kernel (same as `--kernel kunit`; `test` always
+    /// does).
+    #[arg(long)]
+    pub kunit: bool,
+}
+
+/// Arguments of the `kernel` step.
+#[derive(Args)]
+pub struct KernelStepArgs {
+    /// Kernel source tree.
+    #[arg(long)]
+    pub src: PathBuf,
+    /// Output: `<out>/bzImage`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The `O=` tree (default: <out>/build): KDIR for out-of-tree modules.
+    #[arg(long)]
+    pub build_dir: Option<PathBuf>,
+    /// Config fragment(s) merged onto tinyconfig, in order.
+    #[arg(long = "fragment", required = true)]
+    pub fragments: Vec<PathBuf>,
+    /// The toolchain.
+    #[command(flatten)]
+    pub tools: ToolArgs,
+    /// Where build logs go (default: <out>/logs).
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// The kernel toolchain options of the steps that run the kernel's make.
+#[derive(Args)]
+pub struct ToolArgs {
+    /// The kernel's LLVM= value: 1 (tools on PATH) or a version suffix (-19).
+    #[arg(long, default_value = "1", allow_hyphen_values = true)]
+    pub llvm: String,
+    /// RUST_LIB_SRC: the `library` directory of the Rust sources.
+    #[arg(long)]
+    pub rust_lib_src: Option<PathBuf>,
+    /// The bindgen binary (default: bindgen on PATH).
+    #[arg(long)]
+    pub bindgen: Option<PathBuf>,
+    /// Parallel jobs for make.
+    #[arg(long, short, default_value_t = default_jobs())]
+    pub jobs: usize,
+}
+
+/// Arguments of the `module` step.
+#[derive(Args)]
+pub struct ModuleStepArgs {
+    /// The kernel build tree (the `O=` tree of the `kernel` step).
+    #[arg(long)]
+    pub kdir: PathBuf,
+    /// The module's source directory.
+    #[arg(long)]
+    pub src: PathBuf,
+    /// Output directory for the .ko (objects in <out>/obj).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The toolchain.
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+/// Arguments of `rust-analyzer`.
+#[derive(Args)]
+pub struct RustAnalyzerArgs {
+    /// The kernel build tree (default: the host path's, built if needed).
+    #[arg(long, requires = "src")]
+    pub kdir: Option<PathBuf>,
+    /// The module's source directory (default: module/ of the checkout).
+    #[arg(long)]
+    pub src: Option<PathBuf>,
+    /// The toolchain.
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+/// Arguments of the `ssdt` step.
+#[derive(Args)]
+pub struct SsdtStepArgs {
+    /// Directory of .asl files (and test/*.asl).
+    #[arg(long)]
+    pub src: PathBuf,
+    /// Output directory for the .aml files.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The iasl binary (default: iasl on PATH).
+    #[arg(long)]
+    pub iasl: Option<PathBuf>,
+}
+
+/// Arguments of the `initramfs` step.
+#[derive(Args)]
+pub struct InitramfsStepArgs {
+    /// A static busybox binary.
+    #[arg(long)]
+    pub busybox: PathBuf,
+    /// Kernel module(s) to include under /lib/modules.
+    #[arg(long = "module")]
+    pub modules: Vec<PathBuf>,
+    /// The /init script.
+    #[arg(long)]
+    pub init: PathBuf,
+    /// The .cpio.gz to write.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of the `artifacts` step.
+#[derive(Args)]
+pub struct ArtifactsStepArgs {
+    /// The artifact directory to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Directory of the compiled ACPI tables (.aml).
+    #[arg(long)]
+    pub acpi: PathBuf,
+    /// The kernel version, for the manifest.
+    #[arg(long)]
+    pub kernel_version: String,
+    /// NAME=PATH: the bzImage of kernel NAME (repeat for every kernel).
+    #[arg(long = "kernel", value_name = "NAME=PATH", value_parser = named_path)]
+    pub kernels: Vec<(String, PathBuf)>,
+    /// NAME=PATH: a module built against kernel NAME.
+    #[arg(long = "module", value_name = "NAME=PATH", value_parser = named_path)]
+    pub modules: Vec<(String, PathBuf)>,
+    /// NAME=PATH: the initramfs of kernel NAME.
+    #[arg(long = "initramfs", value_name = "NAME=PATH", value_parser = named_path)]
+    pub initramfs: Vec<(String, PathBuf)>,
+}
+
+/// Arguments of `vm`.
+#[derive(Args)]
+pub struct VmArgs {
+    /// Open a QEMU window (the PS/2 keyboard then takes keys typed into it).
+    #[arg(long)]
+    pub gui: bool,
+    /// Accelerator: kvm or tcg (default: kvm only if hardware KVM works).
+    #[arg(long, env = "LAB_ACCEL")]
+    pub accel: Option<String>,
+    /// Boot without the lab's SSDT (no KBD0001 device).
+    #[arg(long, conflicts_with = "ssdt")]
+    pub no_ssdt: bool,
+    /// Boot with another SSDT (.aml).
+    #[arg(long)]
+    pub ssdt: Option<PathBuf>,
+    /// Extra kernel command line.
+    #[arg(long, default_value = "")]
+    pub append: String,
+    /// Machine type: pc or q35.
+    #[arg(long, default_value = "pc")]
+    pub machine: String,
+    /// Memory in MiB.
+    #[arg(long, default_value_t = 256)]
+    pub memory: u32,
+    /// Use the artifacts as they are; do not build.
+    #[arg(long)]
+    pub no_build: bool,
+    /// How to build first.
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// Arguments of `keys`.
+#[derive(Args)]
+pub struct KeysArgs {
+    /// QMP socket of the VM (default: the one `cargo xtask vm` opens).
+    #[arg(long)]
+    pub qmp: Option<PathBuf>,
+    /// Type this text (one key press per character).
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Keys to press, QEMU names (a, ret, up, ctrl_r); a-b-c is one chord.
+    pub keys: Vec<String>,
+}
+
+/// Arguments of `test`.
+#[derive(Args)]
+pub struct TestArgs {
+    /// Use the artifacts as they are; do not build.
+    #[arg(long)]
+    pub no_build: bool,
+    /// How to build first.
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Extra arguments for `cargo nextest run` (e.g. a test name filter).
+    #[arg(last = true)]
+    pub nextest_args: Vec<String>,
+}
+
+/// Arguments of `bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Number of boots.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Use the artifacts as they are; do not build.
+    #[arg(long)]
+    pub no_build: bool,
+    /// How to build first.
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// Default number of parallel jobs: the machine's cores.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Parses `NAME=PATH`.
+fn named_path(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_owned(), PathBuf::from(path)))
+        }
+        _ => Err(format!("expected NAME=PATH, got {s:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn named_paths_need_both_halves() {
+        assert_eq!(
+            named_path("kunit=/a/b=c").unwrap(),
+            ("kunit".to_owned(), PathBuf::from("/a/b=c"))
+        );
+        assert!(named_path("/a/b").is_err());
+        assert!(named_path("=x").is_err());
+    }
+}

@@ -1,0 +1,84 @@
+//! The host path's context: the checkout, the cache, the pins, and where in
+//! the cache each build step works.
+
+use crate::paths::{self, Cache};
+use crate::pins::Pins;
+use crate::provision::Toolchain;
+use crate::steps::kbuild::KernelTools;
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// The checkout, the cache and the pins of this run.
+pub struct Host {
+    /// The checkout.
+    pub repo: PathBuf,
+    /// The cache outside it.
+    pub cache: Cache,
+    /// `pins.toml`.
+    pub pins: Pins,
+}
+
+impl Host {
+    /// The host context of this process's checkout and environment.
+    pub fn new() -> Result<Self> {
+        let repo = paths::repo_root()?;
+        let pins = Pins::load(&repo.join("pins.toml"))?;
+        Ok(Self {
+            repo,
+            cache: Cache::from_env()?,
+            pins,
+        })
+    }
+
+    /// Runs provisioning (each part a no-op when done).
+    pub fn provision(&self) -> Result<Toolchain> {
+        crate::provision::provision(&self.repo, &self.cache, &self.pins)
+    }
+
+    /// The build directory of the kernel `name`: `bzImage` and the stamp;
+    /// its `O=` tree is [`Host::kernel_tree`].
+    pub fn kernel_out(&self, t: &Toolchain, name: &str) -> PathBuf {
+        self.cache
+            .builds()
+            .join(format!("kernel-{}-{name}", t.kernel_version))
+    }
+
+    /// The `O=` tree of the kernel `name`.
+    pub fn kernel_tree(&self, t: &Toolchain, name: &str) -> PathBuf {
+        self.kernel_out(t, name).join("build")
+    }
+
+    /// The module's build directory for the kernel `name`.
+    pub fn module_out(&self, name: &str) -> PathBuf {
+        self.cache.builds().join(format!("module-{name}"))
+    }
+
+    /// The initramfs built for the kernel `name`.
+    pub fn initramfs_out(&self, name: &str) -> PathBuf {
+        self.cache
+            .builds()
+            .join(format!("initramfs-{name}"))
+            .join("initramfs.cpio.gz")
+    }
+
+    /// The compiled ACPI tables.
+    pub fn acpi_out(&self) -> PathBuf {
+        self.cache.builds().join("acpi")
+    }
+
+    /// The logs of the steps for the kernel `name`.
+    pub fn logs(&self, name: &str) -> PathBuf {
+        self.cache.logs().join(name)
+    }
+}
+
+/// The kernel tools of the host path.
+pub fn kernel_tools(t: &Toolchain, jobs: usize) -> KernelTools {
+    KernelTools {
+        llvm: t.llvm.clone(),
+        rust_lib_src: Some(t.rust_lib_src.clone()),
+        bindgen: Some(t.bindgen.clone()),
+        rust_bin: Some(t.rust_bin.clone()),
+        jobs,
+    }
+}

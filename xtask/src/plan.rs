@@ -1,0 +1,237 @@
+//! The lab's build plan: the kernels of `kernel/kernels.toml` and the list of
+//! build steps made from them. `cargo xtask build` runs the list in order,
+//! numbering its progress from it; the single-step commands (`xtask kernel`,
+//! `module`, `ssdt`, `initramfs`, `artifacts`) are the same steps with
+//! explicit inputs, and the flake derives one derivation per step from the
+//! same `kernels.toml`.
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The kernel list's place in the checkout.
+pub const KERNELS_FILE: &str = "kernel/kernels.toml";
+
+/// When the host path builds a kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum When {
+    /// Every `build`, `vm` and `test`.
+    Always,
+    /// `test`, or `build --kernel <name>`.
+    Test,
+}
+
+/// One kernel configuration of `kernel/kernels.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSpec {
+    /// Its name: build directories, artifact directory, flake packages.
+    pub name: String,
+    /// What it is for, shown in the progress output.
+    pub description: String,
+    /// Config fragments (relative to `kernel/`) merged onto tinyconfig, in
+    /// order.
+    pub fragments: Vec<String>,
+    /// When the host path builds it.
+    pub build: When,
+}
+
+impl KernelSpec {
+    /// The fragment files, as paths in the checkout `repo`.
+    pub fn fragment_paths(&self, repo: &Path) -> Vec<PathBuf> {
+        self.fragments
+            .iter()
+            .map(|f| repo.join("kernel").join(f))
+            .collect()
+    }
+}
+
+/// The file's shape: `[[kernel]]` tables.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KernelsFile {
+    kernel: Vec<KernelSpec>,
+}
+
+/// Reads and checks `kernel/kernels.toml` of the checkout `repo`.
+pub fn load(repo: &Path) -> Result<Vec<KernelSpec>> {
+    let path = repo.join(KERNELS_FILE);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the kernel list {}", path.display()))?;
+    parse(&text, repo).with_context(|| format!("in the kernel list {}", path.display()))
+}
+
+/// Parses and checks kernel list text: unique, path-safe names, the lab
+/// kernel present and built always, every fragment file present in `repo`.
+pub fn parse(text: &str, repo: &Path) -> Result<Vec<KernelSpec>> {
+    let kernels = toml::from_str::<KernelsFile>(text)?.kernel;
+    for (i, k) in kernels.iter().enumerate() {
+        let safe = !k.name.is_empty()
+            && k.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !safe {
+            bail!(
+                "kernel name {:?}: use lowercase letters, digits and '-'",
+                k.name
+            );
+        }
+        if kernels[..i].iter().any(|o| o.name == k.name) {
+            bail!("kernel {:?} is listed twice", k.name);
+        }
+        if k.fragments.is_empty() {
+            bail!("kernel {:?} has no config fragment", k.name);
+        }
+        for f in k.fragment_paths(repo) {
+            if !f.is_file() {
+                bail!(
+                    "kernel {:?}: fragment {} does not exist",
+                    k.name,
+                    f.display()
+                );
+            }
+        }
+    }
+    match kernels
+        .iter()
+        .find(|k| k.name == vm_tests::artifacts::LAB_KERNEL)
+    {
+        Some(lab) if lab.build == When::Always => Ok(kernels),
+        Some(_) => bail!("the lab kernel must have build = \"always\""),
+        None => bail!(
+            "no kernel named {:?}: the VM and the tests boot it",
+            vm_tests::artifacts::LAB_KERNEL
+        ),
+    }
+}
+
+/// The kernels a build makes: those built always, those built for tests
+/// when `for_tests`, and the ones named in `wanted`.
+pub fn select(
+    kernels: &[KernelSpec],
+    wanted: &[String],
+    for_tests: bool,
+) -> Result<Vec<KernelSpec>> {
+    for w in wanted {
+        if !kernels.iter().any(|k| &k.name == w) {
+            let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
+            bail!(
+                "no kernel named {w:?} in {KERNELS_FILE} (there are: {})",
+                names.join(", ")
+            );
+        }
+    }
+    Ok(kernels
+        .iter()
+        .filter(|k| {
+            k.build == When::Always
+                || (for_tests && k.build == When::Test)
+                || wanted.contains(&k.name)
+        })
+        .cloned()
+        .collect())
+}
+
+/// One build step of the host path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Host packages, pinned sources, bindgen.
+    Provision,
+    /// The ACPI tables.
+    Ssdt,
+    /// Configure, check and build a kernel.
+    Kernel(KernelSpec),
+    /// The driver against that kernel.
+    Module(KernelSpec),
+    /// The initramfs holding that driver.
+    Initramfs(KernelSpec),
+    /// Everything installed into the artifact directory, with the manifest.
+    Artifacts,
+}
+
+impl Step {
+    /// What the progress output says of it.
+    pub fn title(&self) -> String {
+        match self {
+            Step::Provision => "provision: host packages, kernel source, rust-src, bindgen".into(),
+            Step::Ssdt => "ssdt: compile the ACPI tables".into(),
+            Step::Kernel(k) => format!("kernel {}: {}", k.name, k.description),
+            Step::Module(k) => format!("module against the {} kernel", k.name),
+            Step::Initramfs(k) => format!("initramfs for the {} kernel", k.name),
+            Step::Artifacts => "artifacts: install and write the manifest".into(),
+        }
+    }
+}
+
+/// The steps that build `kernels`, in the order they must run.
+pub fn steps(kernels: &[KernelSpec]) -> Vec<Step> {
+    let mut steps = vec![Step::Provision, Step::Ssdt];
+    for k in kernels {
+        steps.extend([
+            Step::Kernel(k.clone()),
+            Step::Module(k.clone()),
+            Step::Initramfs(k.clone()),
+        ]);
+    }
+    steps.push(Step::Artifacts);
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    #[test]
+    fn the_repository_kernel_list_has_the_lab_and_kunit_kernels() {
+        let kernels = load(&repo()).unwrap();
+        let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
+        assert!(names.starts_with(&["lab", "kunit"]), "{names:?}");
+        let build = select(&kernels, &[], false).unwrap();
+        assert_eq!(build.len(), 1);
+        let test = select(&kernels, &[], true).unwrap();
+        assert!(test.iter().any(|k| k.name == "kunit"));
+    }
+
+    #[test]
+    fn steps_come_three_per_kernel_between_setup_and_install() {
+        let kernels = load(&repo()).unwrap();
+        let two = select(&kernels, &["kunit".into()], false).unwrap();
+        let steps = steps(&two);
+        assert_eq!(steps.len(), 2 + 3 * two.len() + 1);
+        assert_eq!(steps[0], Step::Provision);
+        assert_eq!(steps.last(), Some(&Step::Artifacts));
+        assert!(matches!(&steps[5], Step::Kernel(k) if k.name == "kunit"));
+    }
+
+    #[test]
+    fn unknown_names_and_bad_lists_are_refused_with_the_reason() {
+        let kernels = load(&repo()).unwrap();
+        let err = select(&kernels, &["nope".into()], false).unwrap_err();
+        assert!(err.to_string().contains("there are: lab, kunit"), "{err}");
+        let entry = |name: &str, frag: &str, build: &str| {
+            format!(
+                "[[kernel]]\nname = \"{name}\"\ndescription = \"d\"\nfragments = [\"{frag}\"]\nbuild = \"{build}\"\n"
+            )
+        };
+        let lab = entry("lab", "lab.config", "always");
+        for (text, why) in [
+            (
+                entry("kunit", "lab.config", "test"),
+                "no kernel named \"lab\"",
+            ),
+            (format!("{lab}{lab}"), "listed twice"),
+            (entry("lab", "missing.config", "always"), "does not exist"),
+            (entry("Lab X", "lab.config", "always"), "lowercase"),
+            (entry("lab", "lab.config", "test"), "must have build"),
+            (entry("lab", "lab.config", "sometimes"), "unknown variant"),
+        ] {
+            let err = format!("{:#}", parse(&text, &repo()).unwrap_err());
+            assert!(err.contains(why), "{why}: {err}");
+        }
+    }
+}

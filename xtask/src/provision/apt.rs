@@ -1,0 +1,290 @@
+//! apt, for the host packages (the host's own apt and release) and for the
+//! pinned architecture-independent `.deb`s (an isolated apt configuration in
+//! the cache that shares nothing with the host's).
+
+use super::deb::deb_name;
+use crate::exec::{self, cmd};
+use crate::fsutil::{sha256_file, write_if_changed};
+use crate::paths::Cache;
+use crate::pins::{DebPin, Pins};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Packages of `wanted` that dpkg does not list as installed.
+fn missing_packages(wanted: &[String]) -> Result<Vec<String>> {
+    if exec::which("dpkg-query").is_none() {
+        bail!(
+            "the host path needs a Debian or Ubuntu host (dpkg-query not found); on other systems use the Nix flake (`nix run .#vm`)"
+        );
+    }
+    // dpkg-query exits 1 when some package is unknown: read stdout anyway.
+    let out = exec::captured(
+        cmd("dpkg-query", ["-W", "-f=${Package} ${db:Status-Abbrev}\n"]).args(wanted),
+    )?;
+    let text = out.stdout;
+    let installed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let name = it.next()?;
+            (it.next()? == "ii").then_some(name)
+        })
+        .collect();
+    Ok(wanted
+        .iter()
+        .filter(|p| !installed.contains(&p.as_str()))
+        .cloned()
+        .collect())
+}
+
+/// Installs missing host packages with apt (as root, or with passwordless
+/// sudo); otherwise fails with the exact command to run.
+pub fn ensure_host_packages(wanted: &[String]) -> Result<()> {
+    let missing = missing_packages(wanted)?;
+    let log_dir = Cache::from_env()?.logs();
+    if missing.is_empty() {
+        eprintln!("  host packages: all {} installed", wanted.len());
+        return Ok(());
+    }
+    let apt_args = |verb: &str| -> Vec<String> {
+        let mut v = vec![
+            "apt-get".to_string(),
+            "-o".into(),
+            "DPkg::Lock::Timeout=600".into(),
+            verb.to_string(),
+        ];
+        if verb == "install" {
+            v.extend(["-y".into(), "--no-install-recommends".into()]);
+            v.extend(missing.iter().cloned());
+        }
+        v
+    };
+    let is_root = exec::output(&mut cmd("id", ["-u"]))?.trim() == "0";
+    let sudo_ok = !is_root
+        && exec::which("sudo").is_some()
+        && exec::captured(&mut cmd("sudo", ["-n", "true"])).is_ok_and(|o| o.status.success());
+    if !is_root && !sudo_ok {
+        bail!(
+            "missing host packages: {}. Run as root:\n  sudo {} && sudo {}",
+            missing.join(" "),
+            apt_args("update").join(" "),
+            apt_args("install").join(" ")
+        );
+    }
+    for verb in ["update", "install"] {
+        let mut argv = apt_args(verb);
+        if sudo_ok {
+            argv.insert(0, "sudo".into());
+            argv.insert(1, "-n".into());
+        }
+        let mut c = cmd(&argv[0], &argv[1..]);
+        c.env("DEBIAN_FRONTEND", "noninteractive");
+        exec::run_logged(
+            &mut c,
+            &format!("apt-get {verb} ({})", missing.join(" ")),
+            &log_dir.join(format!("apt-{verb}.log")),
+        )?;
+    }
+    let still = missing_packages(wanted)?;
+    if !still.is_empty() {
+        bail!(
+            "apt-get finished but these packages are still not installed: {}",
+            still.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// An apt configuration of our own in the cache: its own sources list, lists,
+/// cache and status file, and none of the host's configuration fragments
+/// (some of which delete downloaded packages from hooks).
+pub struct IsolatedApt {
+    config: PathBuf,
+    debs: PathBuf,
+    lists: PathBuf,
+    log_dir: PathBuf,
+}
+
+impl IsolatedApt {
+    /// Writes the configuration (sources from `mirror` and the pinned
+    /// suites) into the cache.
+    pub fn new(cache: &Cache, pins: &Pins, mirror: &str) -> Result<Self> {
+        let root = cache.apt();
+        let lists = root.join("lists");
+        let empty = root.join("empty.d");
+        for d in [
+            lists.join("partial"),
+            root.join("cache/archives/partial"),
+            empty.clone(),
+            cache.debs(),
+        ] {
+            std::fs::create_dir_all(&d)
+                .with_context(|| format!("cannot create {}", d.display()))?;
+        }
+        let status = root.join("status");
+        if !status.exists() {
+            std::fs::write(&status, "")?;
+        }
+        let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+        let sources: String = pins
+            .archive
+            .suites
+            .iter()
+            .map(|s| format!("deb [signed-by={keyring}] {mirror} {s} main\n"))
+            .collect();
+        write_if_changed(&root.join("sources.list"), &sources)?;
+        let q = |p: &Path| format!("\"{}\"", p.display());
+        let config = format!(
+            "// Generated by cargo xtask: an apt that shares nothing with the host's.\n\
+             Dir::Etc::Main \"/dev/null\";\n\
+             Dir::Etc::Parts {};\n\
+             Dir::Etc::SourceList {};\n\
+             Dir::Etc::SourceParts {};\n\
+             Dir::Etc::Preferences \"/dev/null\";\n\
+             Dir::Etc::PreferencesParts {};\n\
+             Dir::State::Lists {};\n\
+             Dir::State::status {};\n\
+             Dir::Cache {};\n\
+             Dir::Cache::pkgcache \"\";\n\
+             Dir::Cache::srcpkgcache \"\";\n\
+             APT::Architecture \"amd64\";\n\
+             Acquire::Languages \"none\";\n\
+             APT::Sandbox::User \"root\";\n\
+             // Archive mirrors may serve Release files past their Valid-Until\n\
+             // date; signatures are still checked, and every .deb is checked\n\
+             // against the sha256 of pins.toml.\n\
+             Acquire::Check-Valid-Until \"false\";\n\
+             Acquire::Check-Date \"false\";\n",
+            q(&empty),
+            q(&root.join("sources.list")),
+            q(&empty),
+            q(&empty),
+            q(&lists),
+            q(&status),
+            q(&root.join("cache")),
+        );
+        let config_path = root.join("apt.conf");
+        write_if_changed(&config_path, &config)?;
+        Ok(Self {
+            config: config_path,
+            debs: cache.debs(),
+            lists,
+            log_dir: cache.logs(),
+        })
+    }
+
+    fn apt(&self, program: &str) -> Command {
+        let mut c = cmd(program, [] as [&str; 0]);
+        c.env("APT_CONFIG", &self.config);
+        c
+    }
+
+    fn has_lists(&self) -> bool {
+        std::fs::read_dir(&self.lists)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+            })
+            .unwrap_or(false)
+    }
+
+    fn update(&self) -> Result<()> {
+        if !Path::new("/usr/share/keyrings/debian-archive-keyring.gpg").exists() {
+            bail!("Debian's archive keyring is missing: `apt-get install debian-archive-keyring`");
+        }
+        let mut c = self.apt("apt-get");
+        c.arg("update");
+        exec::run_logged(
+            &mut c,
+            "apt-get update (isolated: pinned suites only)",
+            &self.log_dir.join("apt-isolated-update.log"),
+        )
+        .map(|_| ())
+    }
+
+    /// Returns the first pin of `pins` whose `.deb` is in the cache or can be
+    /// downloaded, verified against its sha256.
+    pub fn fetch(&self, package: &str, pins: &[DebPin]) -> Result<(DebPin, PathBuf)> {
+        // Already downloaded and verified?
+        for pin in pins {
+            let path = self.debs.join(deb_name(pin));
+            if path.is_file() && sha256_file(&path)? == pin.sha256 {
+                eprintln!("  {package} {}: cached", pin.version);
+                return Ok((pin.clone(), path));
+            }
+        }
+        if !self.has_lists() {
+            self.update()?;
+        }
+        let mut refreshed = false;
+        let mut tried = Vec::new();
+        loop {
+            for pin in pins {
+                // apt-cache show may exit 0 for a version it does not
+                // have: look for the version's own record.
+                let record = exec::output(
+                    self.apt("apt-cache")
+                        .args(["show", &format!("{package}={}", pin.version)]),
+                )
+                .unwrap_or_default();
+                let wanted = format!("Version: {}", pin.version);
+                if !record.lines().any(|l| l == wanted) {
+                    tried.push(pin.version.clone());
+                    continue;
+                }
+                return self.download(package, pin).map(|p| (pin.clone(), p));
+            }
+            if refreshed {
+                break;
+            }
+            refreshed = true;
+            tried.clear();
+            self.update()?;
+        }
+        let available = exec::output(self.apt("apt-cache").args(["policy", package]))
+            .unwrap_or_else(|e| e.to_string());
+        bail!(
+            "none of the pinned versions of {package} is in the archive any more (tried {}).\n\
+             Add a current version to pins.toml ([[...pins]] with version, filename, sha256 from \
+             `APT_CONFIG={} apt-cache show {package}`). The archive has:\n{available}",
+            tried.join(", "),
+            self.config.display()
+        )
+    }
+
+    fn download(&self, package: &str, pin: &DebPin) -> Result<PathBuf> {
+        let mut c = self.apt("apt-get");
+        c.current_dir(&self.debs)
+            .args(["download", &format!("{package}={}", pin.version)]);
+        exec::run_logged(
+            &mut c,
+            &format!("download {package} {}", pin.version),
+            &self.log_dir.join(format!("download-{package}.log")),
+        )?;
+        let path = self.debs.join(deb_name(pin));
+        if !path.is_file() {
+            bail!(
+                "apt-get download of {package} {} did not produce {}",
+                pin.version,
+                path.display()
+            );
+        }
+        let got = sha256_file(&path)?;
+        if got != pin.sha256 {
+            let bad = path.with_extension("deb.rejected");
+            std::fs::rename(&path, &bad)?;
+            bail!(
+                "pin {package} {}: sha256 mismatch: pins.toml says {} but the download is {got} \
+                 (kept as {}). Either pins.toml is wrong or the archive changed: compare with \
+                 `APT_CONFIG={} apt-cache show {package}={}`",
+                pin.version,
+                pin.sha256,
+                bad.display(),
+                self.config.display(),
+                pin.version
+            );
+        }
+        Ok(path)
+    }
+}

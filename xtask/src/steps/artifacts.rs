@@ -1,0 +1,207 @@
+//! The artifacts step: installs what the other steps built into the artifact
+//! directory, through the one [`Layout`] the VM and the tests read, and
+//! writes its manifest. The host path and the flake (`xtask artifacts`) both
+//! write the directory with this code.
+
+use crate::fsutil::{install_bytes, install_file};
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use vm_tests::artifacts::Layout;
+
+/// What was built for one kernel of `kernel/kernels.toml`.
+#[derive(Debug, Clone)]
+pub struct KernelFiles {
+    /// The kernel's name.
+    pub name: String,
+    /// Its `bzImage`.
+    pub kernel: PathBuf,
+    /// The initramfs holding the module built against it.
+    pub initramfs: PathBuf,
+    /// The module(s) built against it (`.ko`).
+    pub modules: Vec<PathBuf>,
+}
+
+/// The toolchain a host build used (the flake's builds have none to record:
+/// their inputs are store paths already named by the derivations).
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolchainRecord {
+    /// The unpacked kernel source.
+    pub kernel_source: PathBuf,
+    /// The lab kernel's `O=` tree.
+    pub kernel_build: PathBuf,
+    /// `RUST_LIB_SRC`.
+    pub rust_lib_src: PathBuf,
+    /// The bindgen binary.
+    pub bindgen: PathBuf,
+    /// The kernel's `LLVM=` value.
+    pub llvm: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Serialize)]
+struct Manifest<'a> {
+    kernel_version: &'a str,
+    /// Kernel name to the artifact paths of that kernel, relative to the
+    /// artifact directory.
+    kernels: std::collections::BTreeMap<&'a str, KernelEntry>,
+    #[serde(flatten)]
+    toolchain: Option<&'a ToolchainRecord>,
+}
+
+/// One kernel's entry in the manifest.
+#[derive(Debug, Serialize)]
+struct KernelEntry {
+    kernel: PathBuf,
+    initramfs: PathBuf,
+    modules: Vec<PathBuf>,
+}
+
+/// Installs `kernels` and the `.aml` tables of `acpi` into `layout` and
+/// writes the manifest. Kernels not in `kernels` keep what an earlier build
+/// installed; the ACPI tables are replaced as a whole.
+pub fn assemble(
+    layout: &Layout,
+    acpi: &Path,
+    kernels: &[KernelFiles],
+    kernel_version: &str,
+    toolchain: Option<&ToolchainRecord>,
+) -> Result<()> {
+    if kernels.is_empty() {
+        bail!("no kernel to install");
+    }
+    let tables = aml_files(acpi)?;
+    let acpi_dir = layout.acpi_dir();
+    let _ = std::fs::remove_dir_all(&acpi_dir);
+    for table in &tables {
+        install_file(table, &acpi_dir.join(file_name(table)?))?;
+    }
+    let relative = |p: PathBuf| {
+        p.strip_prefix(layout.root())
+            .map(Path::to_path_buf)
+            .unwrap_or(p)
+    };
+    let mut entries = std::collections::BTreeMap::new();
+    for k in kernels {
+        install_file(&k.kernel, &layout.kernel(&k.name))?;
+        install_file(&k.initramfs, &layout.initramfs(&k.name))?;
+        let mut modules = Vec::new();
+        for m in &k.modules {
+            let dest = layout.module(&k.name, file_name(m)?);
+            install_file(m, &dest)?;
+            modules.push(relative(dest));
+        }
+        entries.insert(
+            k.name.as_str(),
+            KernelEntry {
+                kernel: relative(layout.kernel(&k.name)),
+                initramfs: relative(layout.initramfs(&k.name)),
+                modules,
+            },
+        );
+    }
+    let manifest = Manifest {
+        kernel_version,
+        kernels: entries,
+        toolchain,
+    };
+    install_bytes(
+        &layout.manifest(),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )
+}
+
+/// The `.aml` files directly in `dir`, sorted; at least one.
+fn aml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut tables = Vec::new();
+    for e in std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the ACPI tables in {}", dir.display()))?
+    {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "aml") {
+            tables.push(p);
+        }
+    }
+    tables.sort();
+    if tables.is_empty() {
+        bail!("no .aml tables in {}", dir.display());
+    }
+    Ok(tables)
+}
+
+/// The file name of `path` as text.
+fn file_name(path: &Path) -> Result<&str> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("{} has no usable file name", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_tests::Artifacts;
+    use vm_tests::artifacts::{KUNIT_KERNEL, LAB_KERNEL};
+
+    /// A file `name` in `dir` holding `name`.
+    fn file(dir: &Path, name: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, name).unwrap();
+        p
+    }
+
+    #[test]
+    fn what_is_written_is_what_the_test_harness_reads() {
+        let built = tempfile::tempdir().unwrap();
+        let b = built.path();
+        file(b, "acpi/ssdt.aml");
+        file(b, "acpi/no-irq.aml");
+        file(b, "acpi/ssdt.lst");
+        let kernels: Vec<KernelFiles> = [LAB_KERNEL, KUNIT_KERNEL]
+            .iter()
+            .map(|name| KernelFiles {
+                name: (*name).to_owned(),
+                kernel: file(b, &format!("{name}/bzImage")),
+                initramfs: file(b, &format!("{name}/initramfs.cpio.gz")),
+                modules: vec![file(b, &format!("{name}/rust_keyboard.ko"))],
+            })
+            .collect();
+        let out = tempfile::tempdir().unwrap();
+        let layout = Layout::new(out.path());
+        assemble(&layout, &b.join("acpi"), &kernels, "7.2.12-1", None).unwrap();
+
+        let a = Artifacts::from_dir(out.path()).unwrap();
+        let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
+        assert_eq!(read(a.kernel().unwrap()), "lab/bzImage");
+        assert_eq!(read(a.module().unwrap()), "lab/rust_keyboard.ko");
+        assert_eq!(read(a.initramfs().unwrap()), "lab/initramfs.cpio.gz");
+        assert_eq!(read(a.ssdt().unwrap()), "acpi/ssdt.aml");
+        assert_eq!(read(a.acpi_table("no-irq").unwrap()), "acpi/no-irq.aml");
+        assert_eq!(read(a.kunit_kernel().unwrap()), "kunit/bzImage");
+        assert_eq!(
+            read(a.kunit_initramfs().unwrap()),
+            "kunit/initramfs.cpio.gz"
+        );
+        assert!(!layout.acpi_dir().join("ssdt.lst").exists());
+        let manifest: serde_json::Value = serde_json::from_str(&read(layout.manifest())).unwrap();
+        assert_eq!(manifest["kernel_version"], "7.2.12-1");
+        assert_eq!(manifest["kernels"]["kunit"]["kernel"], "kunit/bzImage");
+        assert_eq!(manifest["kernels"]["lab"]["modules"][0], "rust_keyboard.ko");
+    }
+
+    #[test]
+    fn missing_tables_or_kernels_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path().join("out"));
+        let err = assemble(&layout, dir.path(), &[], "v", None).unwrap_err();
+        assert!(err.to_string().contains("no kernel"), "{err}");
+        let k = KernelFiles {
+            name: LAB_KERNEL.into(),
+            kernel: file(dir.path(), "bzImage"),
+            initramfs: file(dir.path(), "i"),
+            modules: vec![],
+        };
+        let err = assemble(&layout, dir.path(), &[k], "v", None).unwrap_err();
+        assert!(err.to_string().contains("no .aml tables"), "{err}");
+    }
+}

@@ -1,0 +1,102 @@
+//! The kernel's make and the tools it runs, shared by the steps that run it
+//! (kernel, module, rust-analyzer project). The tools are explicit
+//! ([`KernelTools`]) so that the host path (tools from provisioning) and the
+//! flake (tools from nixpkgs) run the same code.
+
+use crate::exec::{self, cmd};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The tools the kernel's make needs.
+#[derive(Debug, Clone)]
+pub struct KernelTools {
+    /// The kernel's `LLVM=` value: `1` (tools on PATH) or a suffix like `-19`.
+    pub llvm: String,
+    /// `RUST_LIB_SRC`: the Rust `library` sources of the compiler in use.
+    pub rust_lib_src: Option<PathBuf>,
+    /// The bindgen binary (default: `bindgen` on PATH).
+    pub bindgen: Option<PathBuf>,
+    /// Directory holding `rustc` and `rustdoc` (default: PATH).
+    pub rust_bin: Option<PathBuf>,
+    /// Parallel jobs for make.
+    pub jobs: usize,
+}
+
+impl KernelTools {
+    /// A `make` command for the kernel tree at `src` with our variables.
+    pub fn make(&self, src: &Path) -> Command {
+        let mut c = exec::cmd("make", [] as [&str; 0]);
+        c.arg("-C").arg(src).arg(format!("LLVM={}", self.llvm));
+        if let Some(dir) = &self.rust_lib_src {
+            c.arg(format!("RUST_LIB_SRC={}", dir.display()));
+        }
+        if let Some(b) = &self.bindgen {
+            c.arg(format!("BINDGEN={}", b.display()));
+        }
+        if let Some(bin) = &self.rust_bin {
+            c.arg(format!("RUSTC={}", bin.join("rustc").display()));
+            c.arg(format!("RUSTDOC={}", bin.join("rustdoc").display()));
+        }
+        // bindgen loads libclang at run time: point it at the LLVM in use.
+        if let Some(ver) = self.llvm.strip_prefix('-') {
+            let lib = PathBuf::from(format!("/usr/lib/llvm-{ver}/lib"));
+            if lib.is_dir() && std::env::var_os("LIBCLANG_PATH").is_none() {
+                c.env("LIBCLANG_PATH", lib);
+            }
+        }
+        c
+    }
+
+    /// Checks that the tools exist before a long build starts.
+    pub fn check(&self) -> Result<()> {
+        exec::require("make")?;
+        let suffix = if self.llvm == "1" {
+            ""
+        } else {
+            self.llvm.as_str()
+        };
+        for t in ["clang", "ld.lld", "llvm-ar", "llvm-objcopy"] {
+            exec::require(&format!("{t}{suffix}"))?;
+        }
+        for t in ["flex", "bison", "bc", "perl"] {
+            exec::require(t)?;
+        }
+        match &self.bindgen {
+            Some(b) if !b.is_file() => bail!("bindgen {} does not exist", b.display()),
+            None => drop(exec::require("bindgen")?),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A short description that changes whenever the tools change.
+    pub fn identity(&self) -> String {
+        let version = |program: PathBuf| {
+            exec::output(&mut cmd(program, ["--version"]))
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let rustc = self
+            .rust_bin
+            .as_ref()
+            .map_or_else(|| PathBuf::from("rustc"), |b| b.join("rustc"));
+        let bindgen = self.bindgen.clone().unwrap_or_else(|| "bindgen".into());
+        format!(
+            "llvm={} rust_lib_src={:?} rustc={} bindgen={}",
+            self.llvm,
+            self.rust_lib_src,
+            version(rustc),
+            version(bindgen)
+        )
+    }
+}
+
+/// `path` made absolute; `what` names it in the error when it does not exist.
+pub fn existing(path: &Path, what: &str) -> Result<PathBuf> {
+    path.canonicalize()
+        .with_context(|| format!("{what} {} does not exist", path.display()))
+}

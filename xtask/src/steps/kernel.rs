@@ -1,0 +1,148 @@
+//! The kernel step: configure (tinyconfig + fragments + olddefconfig), check
+//! that Kconfig kept every option of the fragments, build `bzImage` and
+//! `modules` (Module.symvers for out-of-tree modules).
+
+use super::kbuild::{KernelTools, existing};
+use super::kconfig;
+use crate::exec::{self, cmd};
+use crate::fsutil::{install_file, sha256_of};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where a kernel build puts things.
+#[derive(Debug, Clone)]
+pub struct KernelOutput {
+    /// The kernel image.
+    pub bz_image: PathBuf,
+    /// The `O=` tree: `KDIR` for out-of-tree modules.
+    pub build_dir: PathBuf,
+}
+
+/// Name of the stamp file (beside the image) that records what a finished
+/// build was made from.
+const STAMP: &str = ".lab-kernel-stamp";
+
+/// Configures and builds the kernel at `src`: the `O=` tree is `build_dir`
+/// (the kernel builds in place there, so its own Makefile's paths stay
+/// valid), the image is copied to `out/bzImage`. Skips everything when
+/// both already hold a build of the same source, fragments and tools.
+pub fn build(
+    src: &Path,
+    fragments: &[PathBuf],
+    out: &Path,
+    build_dir: &Path,
+    tools: &KernelTools,
+    log_dir: &Path,
+) -> Result<KernelOutput> {
+    let src = existing(src, "kernel source")?;
+    if !src.join("Kconfig").is_file() {
+        bail!("{} is not a kernel source tree (no Kconfig)", src.display());
+    }
+    // merge_config.sh runs in the build directory: make the paths absolute.
+    let fragments: Vec<PathBuf> = fragments
+        .iter()
+        .map(|f| existing(f, "config fragment"))
+        .collect::<Result<_>>()?;
+    let mut fragment_text = String::new();
+    for f in &fragments {
+        fragment_text.push_str(
+            &std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read config fragment {}", f.display()))?,
+        );
+        fragment_text.push('\n');
+    }
+    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(build_dir)?;
+    let out = out.canonicalize()?;
+    let build_dir = build_dir.canonicalize()?;
+    let bz_image = out.join("bzImage");
+    let output = KernelOutput {
+        bz_image: bz_image.clone(),
+        build_dir: build_dir.clone(),
+    };
+    let key = sha256_of([
+        src.display().to_string(),
+        fragment_text.clone(),
+        tools.identity(),
+    ]);
+    let stamp = out.join(STAMP);
+    if bz_image.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&key) {
+        eprintln!("  kernel: up to date ({})", out.display());
+        return Ok(output);
+    }
+    tools.check()?;
+    let _ = std::fs::remove_file(&stamp);
+
+    let make = |args: &[&str]| {
+        let mut c = tools.make(&src);
+        c.arg(format!("O={}", build_dir.display())).args(args);
+        c
+    };
+    let log = |name: &str| log_dir.join(format!("kernel-{name}.log"));
+
+    // Configuration: tinyconfig + fragments, then olddefconfig.
+    exec::run_logged(
+        &mut make(&["tinyconfig"]),
+        "kernel: tinyconfig",
+        &log("config"),
+    )?;
+    let mut merge = cmd("sh", [src.join("scripts/kconfig/merge_config.sh")]);
+    merge
+        .arg("-m")
+        .arg("-O")
+        .arg(&build_dir)
+        .arg(build_dir.join(".config"))
+        .args(&fragments)
+        .current_dir(&build_dir);
+    exec::run_logged(&mut merge, "kernel: merge config fragments", &log("merge"))?;
+    exec::run_logged(
+        &mut make(&["olddefconfig"]),
+        "kernel: olddefconfig",
+        &log("olddefconfig"),
+    )?;
+    check_config(&build_dir, &fragment_text, &mut make(&["rustavailable"]))?;
+
+    // Module.symvers (needed by out-of-tree modules) comes from `modules`.
+    let jobs = format!("-j{}", tools.jobs.max(1));
+    exec::run_logged(
+        &mut make(&[&jobs, "bzImage", "modules"]),
+        "kernel: build (a cold build takes 6 to 11 minutes on 2 cores)",
+        &log("build"),
+    )?;
+    let image = build_dir.join("arch/x86/boot/bzImage");
+    if !image.is_file() {
+        bail!("the kernel build did not produce {}", image.display());
+    }
+    install_file(&image, &bz_image)?;
+    std::fs::write(&stamp, key)?;
+    Ok(output)
+}
+
+/// Fails, listing every option Kconfig dropped or changed, if the final
+/// `.config` does not honour the fragments. When CONFIG_RUST is among them,
+/// the output of `make rustavailable` says why.
+fn check_config(build_dir: &Path, fragment_text: &str, rustavailable: &mut Command) -> Result<()> {
+    let config = std::fs::read_to_string(build_dir.join(".config"))
+        .context("olddefconfig left no .config")?;
+    let mismatches = kconfig::compare(&kconfig::parse(fragment_text), &kconfig::parse(&config));
+    if mismatches.is_empty() {
+        eprintln!("  kernel: .config honours every option of the fragment");
+        return Ok(());
+    }
+    let list: Vec<String> = mismatches.iter().map(|m| format!("  {m}")).collect();
+    let mut msg = format!(
+        "Kconfig did not keep {} option(s) of the fragment (see {}):\n{}",
+        mismatches.len(),
+        build_dir.join(".config").display(),
+        list.join("\n")
+    );
+    if mismatches.iter().any(|m| m.name == "CONFIG_RUST") {
+        let why = exec::captured(rustavailable).map_or_else(|e| e.to_string(), |o| o.text());
+        msg.push_str(
+            "\n\nCONFIG_RUST needs a working Rust toolchain; `make rustavailable` says:\n",
+        );
+        msg.push_str(why.trim());
+    }
+    bail!(msg)
+}

@@ -1,0 +1,11 @@
+//! The build steps. Each takes every input explicitly, so that the host
+//! path (`cargo xtask build`, see [`crate::plan`]) and the flake (which runs
+//! the single-step commands) run exactly the same code.
+
+pub mod artifacts;
+pub mod initramfs;
+pub mod kbuild;
+pub mod kconfig;
+pub mod kernel;
+pub mod module;
+pub mod ssdt;
