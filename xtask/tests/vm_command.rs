@@ -1,0 +1,70 @@
+//! `cargo xtask vm --no-build` on a machine where nothing was built or run
+//! before: an empty cache directory (no `logs/`, no `vm/`), the artifacts of
+//! `$LAB_ARTIFACTS`. The VM must boot to `LAB-INIT-READY` with the driver
+//! bound and keep its console log where it says; `lab.poweroff` on the
+//! kernel command line makes the guest power off once it is ready.
+//!
+//! Needs `$LAB_ARTIFACTS` (set by `cargo xtask test`); fails, never skips,
+//! without it.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the boot may take (a TCG boot takes about 2 s on 2 cores).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[test]
+fn vm_boots_with_an_empty_cache_and_keeps_its_console_log() {
+    let artifacts = std::env::var_os("LAB_ARTIFACTS")
+        .filter(|d| !d.is_empty())
+        .expect("LAB_ARTIFACTS is not set: run `cargo xtask test`");
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["vm", "--no-build", "--append", "lab.poweroff"])
+        .env("LAB_ARTIFACTS", &artifacts)
+        .env("LAB_CACHE_DIR", cache.path())
+        .env_remove("LAB_LOG_DIR")
+        .stdin(Stdio::null())
+        // The console also goes to the log file, which is what is checked.
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > BOOT_TIMEOUT {
+            // QEMU is xtask's child with PR_SET_PDEATHSIG: it dies with it.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`xtask vm` did not exit within {BOOT_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let log = cache.path().join("logs/vm-console.log");
+    assert!(status.success(), "`xtask vm` failed ({status}):\n{stderr}");
+    assert!(stderr.contains(&log.display().to_string()), "{stderr}");
+    let console = std::fs::read_to_string(&log)
+        .unwrap_or_else(|e| panic!("no console log {}: {e}\n{stderr}", log.display()));
+    for wanted in [
+        "rust_keyboard KBD0001:00: probed: irq 1",
+        "LAB-INIT-READY",
+        "lab.poweroff given, powering off",
+    ] {
+        assert!(
+            console.contains(wanted),
+            "no {wanted:?} in {}",
+            log.display()
+        );
+    }
+}
