@@ -66,6 +66,22 @@ pub fn write_if_changed(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// The files named `*.<extension>` directly in each of `dirs` that exist,
+/// sorted.
+pub fn files_with_extension(dirs: &[PathBuf], extension: &str) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        for e in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+            let p = e?.path();
+            if p.extension().is_some_and(|e| e == extension) {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// Lowercase hex SHA-256 of a file.
 pub fn sha256_file(path: &Path) -> Result<String> {
     let mut f =

@@ -3,7 +3,7 @@
 //! writes its manifest. The host path and the flake (`xtask artifacts`) both
 //! write the directory with this code.
 
-use crate::fsutil::{install_bytes, install_file};
+use crate::fsutil::{files_with_extension, install_bytes, install_file};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -113,16 +113,7 @@ pub fn assemble(
 
 /// The `.aml` files directly in `dir`, sorted; at least one.
 fn aml_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut tables = Vec::new();
-    for e in std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the ACPI tables in {}", dir.display()))?
-    {
-        let p = e?.path();
-        if p.extension().is_some_and(|x| x == "aml") {
-            tables.push(p);
-        }
-    }
-    tables.sort();
+    let tables = files_with_extension(&[dir.to_path_buf()], "aml")?;
     if tables.is_empty() {
         bail!("no .aml tables in {}", dir.display());
     }

@@ -3,6 +3,7 @@
 //! Any error or warning fails the step with iasl's own message.
 
 use crate::exec;
+use crate::fsutil::files_with_extension;
 use anyhow::{Context, Result, bail};
 use regex::Regex;
 use std::path::{Path, PathBuf};
@@ -29,19 +30,7 @@ pub fn parse_summary(output: &str) -> Option<Summary> {
 
 /// The `.asl` files of `src` and of `src/test`, sorted.
 pub fn sources(src: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for dir in [src.to_path_buf(), src.join("test")] {
-        if !dir.is_dir() {
-            continue;
-        }
-        for e in std::fs::read_dir(&dir)? {
-            let p = e?.path();
-            if p.extension().is_some_and(|e| e == "asl") {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files = files_with_extension(&[src.to_path_buf(), src.join("test")], "asl")?;
     if files.is_empty() {
         bail!("no .asl files in {}", src.display());
     }
