@@ -78,7 +78,7 @@ pub struct RustSrcPins {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CratePin {
-    /// Crate name on crates.io.
+    /// Crate name on the crate registry.
     #[serde(rename = "crate")]
     pub name: String,
     /// Exact version.
@@ -95,7 +95,7 @@ pub struct HostPins {
     pub packages: Vec<String>,
 }
 
-/// Versions of the Nix tooling installed from crates.io.
+/// Versions of the Nix tooling installed from the crate registry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NixTools {
