@@ -21,11 +21,15 @@
 //! | firmware variants (no SSDT, _STA absent, no IRQ) | `firmware_*` |
 //! | unload/reload, burst, q35 | `robust_*`, `q35_*` |
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use regex::Regex;
+use vm_tests::acpi::TableHeader;
+use vm_tests::asl::Resources;
+use vm_tests::dmesg;
+use vm_tests::ioports::IoPorts;
 use vm_tests::scancodes::{self, KeyEvent};
 use vm_tests::{Artifacts, Interrupts, Machine, MachineType, VmConfig, run_test};
 
@@ -142,33 +146,19 @@ fn press_and_check(m: &mut Machine, chords: &[&str]) -> Result<()> {
 /// with the driver).
 fn warnings_since_module_load(m: &mut Machine, allowed: Option<&Regex>) -> Result<Vec<String>> {
     let raw = m.succeed("dmesg -r")?;
-    let level = Regex::new(r"^<(\d+)>")?;
     let noise = Regex::new(r"clocksource|\b(tsc|TSC)\b")?;
-    let mut seen_load = false;
-    let mut bad = Vec::new();
-    for line in raw.lines() {
-        if line.contains("rust_keyboard: loading out-of-tree module taints kernel") {
-            seen_load = true;
-            continue;
-        }
-        let Some(caps) = level.captures(line) else {
-            continue;
-        };
-        // Kernel messages have facility 0: the prefix is the level.
-        let lvl: u32 = caps[1].parse()?;
-        if seen_load
-            && lvl <= 4
-            && !noise.is_match(line)
-            && !allowed.is_some_and(|re| re.is_match(line))
-        {
-            bad.push(line.to_owned());
-        }
-    }
-    ensure!(
-        seen_load,
-        "the kernel log has no module load notice:\n{raw}"
-    );
-    Ok(bad)
+    let Some(warnings) = dmesg::warnings_after(
+        &raw,
+        "rust_keyboard: loading out-of-tree module taints kernel",
+    ) else {
+        bail!("the kernel log has no module load notice:\n{raw}");
+    };
+    Ok(warnings
+        .iter()
+        .map(|record| record.line)
+        .filter(|line| !noise.is_match(line) && !allowed.is_some_and(|re| re.is_match(line)))
+        .map(str::to_owned)
+        .collect())
 }
 
 fn ensure_no_warnings(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
@@ -229,107 +219,15 @@ fn rmmod(m: &mut Machine) -> Result<()> {
     Ok(())
 }
 
-/// A header of an ACPI table, as the kernel prints it at boot:
-/// `ACPI: SSDT 0x000000000FFE1AB2 000070 (v02 TEST   VIRTACPI 00000001 INTL 20200925)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TableHeader {
-    signature: String,
-    length: u32,
-    revision: u8,
-    oem_id: String,
-    table_id: String,
-    oem_revision: u32,
-    compiler_id: String,
-    compiler_revision: u32,
-}
-
-/// The table lines of the kernel's boot log.
-fn boot_table_lines(log: &str) -> Result<Vec<TableHeader>> {
-    let re = Regex::new(
-        r"ACPI: ([A-Z0-9]{4}) 0x[0-9A-F]+ ([0-9A-F]{6}) \(v(\d\d) (.{6}) (.{8}) ([0-9A-F]{8}) (.{4}) ([0-9A-F]{8})\)",
-    )?;
-    log.lines()
-        .filter_map(|l| re.captures(l))
-        .map(|c| {
-            Ok(TableHeader {
-                signature: c[1].to_owned(),
-                length: u32::from_str_radix(&c[2], 16)?,
-                revision: c[3].parse()?,
-                oem_id: c[4].trim_end().to_owned(),
-                table_id: c[5].trim_end().to_owned(),
-                oem_revision: u32::from_str_radix(&c[6], 16)?,
-                compiler_id: c[7].trim_end().to_owned(),
-                compiler_revision: u32::from_str_radix(&c[8], 16)?,
-            })
-        })
-        .collect()
-}
-
-/// The header of a compiled ACPI table file (ACPI spec, "System Description
-/// Table Header": 36 bytes, little endian).
-fn aml_header(path: &std::path::Path) -> Result<TableHeader> {
-    let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    ensure!(b.len() >= 36, "{} is not an ACPI table", path.display());
-    let text = |r: std::ops::Range<usize>| {
-        String::from_utf8_lossy(&b[r])
-            .trim_end_matches([' ', '\0'])
-            .to_owned()
-    };
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let header = TableHeader {
-        signature: text(0..4),
-        length: u32_at(4),
-        revision: b[8],
-        oem_id: text(10..16),
-        table_id: text(16..24),
-        oem_revision: u32_at(24),
-        compiler_id: text(28..32),
-        compiler_revision: u32_at(32),
-    };
+/// The resources an ASL source declares; it must declare I/O ports.
+fn asl_resources(path: &Path) -> Result<Resources> {
+    let resources = Resources::read(path)?;
     ensure!(
-        header.length as usize == b.len(),
-        "{}: header length {} but file size {}",
-        path.display(),
-        header.length,
-        b.len()
-    );
-    Ok(header)
-}
-
-/// Resources declared by the `_CRS` of an ASL source: I/O ranges
-/// (`IO (Decode16, min, max, align, len)`) and IRQs (`IRQNoFlags () {n}`).
-#[derive(Debug)]
-struct AslResources {
-    io: Vec<(u32, u32)>,
-    irqs: Vec<u32>,
-}
-
-fn asl_resources(path: &std::path::Path) -> Result<AslResources> {
-    let src =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let hex = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16);
-    let io_re = Regex::new(
-        r"IO\s*\(\s*Decode16\s*,\s*(0x[0-9A-Fa-f]+)\s*,\s*(0x[0-9A-Fa-f]+)\s*,\s*0x[0-9A-Fa-f]+\s*,\s*(0x[0-9A-Fa-f]+)\s*\)",
-    )?;
-    let mut io = Vec::new();
-    for c in io_re.captures_iter(&src) {
-        let (min, max, len) = (hex(&c[1])?, hex(&c[2])?, hex(&c[3])?);
-        ensure!(min == max, "relocatable I/O range in {}", path.display());
-        io.push((min, min + len - 1));
-    }
-    let irq_re = Regex::new(r"IRQNoFlags\s*\(\s*\)\s*\{\s*([0-9,\s]+)\}")?;
-    let mut irqs = Vec::new();
-    for c in irq_re.captures_iter(&src) {
-        for n in c[1].split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            irqs.push(n.parse()?);
-        }
-    }
-    ensure!(
-        !io.is_empty(),
+        !resources.io.is_empty(),
         "no I/O resource found in {}",
         path.display()
     );
-    Ok(AslResources { io, irqs })
+    Ok(resources)
 }
 
 /// The lab's SSDT source.
@@ -337,20 +235,9 @@ fn ssdt_source() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../acpi/ssdt.asl")
 }
 
-/// `/proc/ioports` as `(start, end, owner)`.
-fn ioports(m: &mut Machine) -> Result<Vec<(u32, u32, String)>> {
-    let re = Regex::new(r"^\s*([0-9a-f]+)-([0-9a-f]+) : (.+)$")?;
-    m.succeed("cat /proc/ioports")?
-        .lines()
-        .filter_map(|l| re.captures(l))
-        .map(|c| {
-            Ok((
-                u32::from_str_radix(&c[1], 16)?,
-                u32::from_str_radix(&c[2], 16)?,
-                c[3].to_owned(),
-            ))
-        })
-        .collect()
+/// `/proc/ioports`.
+fn ioports(m: &mut Machine) -> Result<IoPorts> {
+    Ok(IoPorts::parse(&m.succeed("cat /proc/ioports")?)?)
 }
 
 // ---------------------------------------------------------------------------
@@ -359,7 +246,7 @@ fn ioports(m: &mut Machine) -> Result<Vec<(u32, u32, String)>> {
 
 #[test]
 fn ex2_boot_log_lists_acpi_tables_with_our_ssdt() -> Result<()> {
-    let ssdt = aml_header(&artifacts()?.ssdt()?)?;
+    let ssdt = TableHeader::read_aml(&artifacts()?.ssdt()?)?;
     // The contract of the lab; the rest of the header comes from the file.
     ensure!(
         ssdt.signature == "SSDT" && ssdt.oem_id == "TEST" && ssdt.table_id == "VIRTACPI",
@@ -367,7 +254,7 @@ fn ex2_boot_log_lists_acpi_tables_with_our_ssdt() -> Result<()> {
     );
     run_test(lab()?, |m| {
         let log = m.kernel_log()?;
-        let tables = boot_table_lines(&log)?;
+        let tables = TableHeader::boot_tables(&log);
         let signatures: Vec<&str> = tables.iter().map(|t| t.signature.as_str()).collect();
         for sig in ["FACP", "DSDT", "APIC"] {
             ensure!(
@@ -423,14 +310,16 @@ fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources() -> Result<()> {
         // Linux 7.2 has no `resources` file for ACPI or platform devices: the
         // platform device's I/O resources show in /proc/ioports, owned by it.
         let ports = ioports(m)?;
-        for (start, end) in &asl.io {
+        for range in &asl.io {
+            let (start, end) = (*range.start(), *range.end());
             ensure!(
-                ports.contains(&(*start, *end, "KBD0001:00".to_owned())),
+                ports.holds("KBD0001:00", start, end),
                 "/proc/ioports has no {start:04x}-{end:04x} owned by KBD0001:00 (SSDT _CRS): \
-                 {ports:x?}"
+                 {:x?}",
+                ports.regions
             );
         }
-        let owned = ports.iter().filter(|p| p.2 == "KBD0001:00").count();
+        let owned = ports.owned_by("KBD0001:00").count();
         ensure!(
             owned == asl.io.len(),
             "KBD0001:00 owns {owned} I/O ranges, the SSDT declares {}",
@@ -620,7 +509,9 @@ fn firmware_without_ssdt_module_loads_and_nothing_probes() -> Result<()> {
     run_test(lab()?.with_ssdt(None), |m| {
         let log = m.kernel_log()?;
         ensure!(
-            boot_table_lines(&log)?.iter().all(|t| t.oem_id != "TEST"),
+            TableHeader::boot_tables(&log)
+                .iter()
+                .all(|t| t.oem_id != "TEST"),
             "a TEST table was loaded without -acpitable"
         );
         m.fail(&format!("test -e {ACPI_DEV}"))
@@ -638,9 +529,9 @@ fn firmware_without_ssdt_module_loads_and_nothing_probes() -> Result<()> {
 
 #[test]
 fn firmware_sta_not_present_means_no_probe() -> Result<()> {
-    let table = aml_header(&artifacts()?.acpi_table("sta-absent")?)?;
+    let table = TableHeader::read_aml(&artifacts()?.acpi_table("sta-absent")?)?;
     run_test(lab_with_ssdt_variant("sta-absent")?, |m| {
-        let tables = boot_table_lines(&m.kernel_log()?)?;
+        let tables = TableHeader::boot_tables(&m.kernel_log()?);
         ensure!(
             tables.contains(&table),
             "the sta-absent table {table:?} is not in the boot log: {tables:?}"
