@@ -37,11 +37,22 @@ use vm_tests::{Artifacts, Interrupts, Machine, MachineType, VmConfig, run_test};
 const KEY_WAIT: Duration = Duration::from_secs(20);
 /// How long to watch for extra interrupts once the expected count is reached.
 const SETTLE: Duration = Duration::from_millis(500);
+/// The name of the lab's device, ACPI's `<_HID>:<instance>`, which the
+/// platform device created for it keeps: a macro, for `concat!` below.
+macro_rules! device {
+    () => {
+        "KBD0001:00"
+    };
+}
+/// The name of the lab's device (see `device!`).
+const DEVICE: &str = device!();
 /// The ACPI device of the lab.
-const ACPI_DEV: &str = "/sys/bus/acpi/devices/KBD0001:00";
+const ACPI_DEV: &str = concat!("/sys/bus/acpi/devices/", device!());
+/// The platform device created for it.
+const PLATFORM_DEV: &str = concat!("/sys/bus/platform/devices/", device!());
 /// The driver's directory in sysfs and the bound device in it.
 const DRIVER_DIR: &str = "/sys/bus/platform/drivers/rust_keyboard";
-const BOUND: &str = "/sys/bus/platform/drivers/rust_keyboard/KBD0001:00";
+const BOUND: &str = concat!("/sys/bus/platform/drivers/rust_keyboard/", device!());
 /// The module inside the initramfs.
 const MODULE: &str = "/lib/modules/rust_keyboard.ko";
 /// The action name the driver registers.
@@ -169,6 +180,16 @@ fn ensure_no_warnings(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
         bad.join("\n  ")
     );
     Ok(())
+}
+
+/// A regex for the driver's messages about the lab's device: `before`,
+/// `rust_keyboard KBD0001:00: `, then `after` (`before` and `after` in regex
+/// syntax).
+fn device_message(before: &str, after: &str) -> Result<Regex> {
+    let device = regex::escape(DEVICE);
+    Ok(Regex::new(&format!(
+        "{before}rust_keyboard {device}: {after}"
+    ))?)
 }
 
 /// Devices bound to the driver (entries of its sysfs directory that name a
@@ -302,8 +323,8 @@ fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources() -> Result<()> {
         );
         // The platform device created for it, not bound to any driver yet.
         let node = m.succeed(&format!("basename $(readlink -f {ACPI_DEV}/physical_node)"))?;
-        ensure!(node.trim() == "KBD0001:00", "physical node {node:?}");
-        m.succeed("test -e /sys/bus/platform/devices/KBD0001:00")?;
+        ensure!(node.trim() == DEVICE, "physical node {node:?}");
+        m.succeed(&format!("test -e {PLATFORM_DEV}"))?;
         m.fail(&format!("test -e {ACPI_DEV}/physical_node/driver"))
             .context("the device has a driver although the module is not loaded")?;
 
@@ -313,16 +334,16 @@ fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources() -> Result<()> {
         for range in &asl.io {
             let (start, end) = (*range.start(), *range.end());
             ensure!(
-                ports.holds("KBD0001:00", start, end),
-                "/proc/ioports has no {start:04x}-{end:04x} owned by KBD0001:00 (SSDT _CRS): \
+                ports.holds(DEVICE, start, end),
+                "/proc/ioports has no {start:04x}-{end:04x} owned by {DEVICE} (SSDT _CRS): \
                  {:x?}",
                 ports.regions
             );
         }
-        let owned = ports.owned_by("KBD0001:00").count();
+        let owned = ports.owned_by(DEVICE).count();
         ensure!(
             owned == asl.io.len(),
-            "KBD0001:00 owns {owned} I/O ranges, the SSDT declares {}",
+            "{DEVICE} owns {owned} I/O ranges, the SSDT declares {}",
             asl.io.len()
         );
 
@@ -353,22 +374,19 @@ fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources() -> Result<()> {
 fn ex4_driver_probes_and_binds_kbd0001() -> Result<()> {
     run_test(lab()?, |m| {
         let log = m.kernel_log()?;
-        let re = Regex::new(
-            r"rust_keyboard KBD0001:00: probed: irq (\d+), data port 0x60, status port 0x64$",
-        )?;
+        let re = device_message("", r"probed: irq (\d+), data port 0x60, status port 0x64$")?;
         let probes: Vec<&str> = log.lines().filter(|l| re.is_match(l)).collect();
         ensure!(
             probes.len() == 1,
             "expected one probe line, found {probes:?} in:\n{log}"
         );
         ensure!(
-            bound_devices(m)? == ["KBD0001:00"],
+            bound_devices(m)? == [DEVICE],
             "bound devices: {:?}",
             bound_devices(m)?
         );
         m.succeed(&format!("test -L {BOUND}"))?;
-        let driver =
-            m.succeed("basename $(readlink -f /sys/bus/platform/devices/KBD0001:00/driver)")?;
+        let driver = m.succeed(&format!("basename $(readlink -f {PLATFORM_DEV}/driver)"))?;
         ensure!(driver.trim() == "rust_keyboard", "driver link {driver:?}");
         let module = m.succeed(&format!("basename $(readlink -f {DRIVER_DIR}/module)"))?;
         ensure!(module.trim() == "rust_keyboard", "module link {module:?}");
@@ -515,7 +533,7 @@ fn firmware_without_ssdt_module_loads_and_nothing_probes() -> Result<()> {
             "a TEST table was loaded without -acpitable"
         );
         m.fail(&format!("test -e {ACPI_DEV}"))
-            .context("KBD0001:00 exists without the SSDT")?;
+            .with_context(|| format!("{DEVICE} exists without the SSDT"))?;
         m.succeed("test -d /sys/module/rust_keyboard")
             .context("the module is not loaded")?;
         m.succeed(&format!("test -d {DRIVER_DIR}"))
@@ -540,7 +558,7 @@ fn firmware_sta_not_present_means_no_probe() -> Result<()> {
         // platform device, so nothing for the driver to match.
         let status = m.succeed(&format!("cat {ACPI_DEV}/status"))?;
         ensure!(status.trim() == "0", "_STA gives {status:?}, expected 0");
-        m.fail("test -e /sys/bus/platform/devices/KBD0001:00")
+        m.fail(&format!("test -e {PLATFORM_DEV}"))
             .context("a platform device exists for an absent ACPI device")?;
         m.succeed(&format!("test -d {DRIVER_DIR}"))?;
         ensure_nothing_probed(m)?;
@@ -560,21 +578,21 @@ fn firmware_without_irq_fails_probe_cleanly_and_unloads() -> Result<()> {
         asl.irqs
     );
     run_test(lab_with_ssdt_variant("no-irq")?, |m| {
-        m.succeed("test -e /sys/bus/platform/devices/KBD0001:00")?;
+        m.succeed(&format!("test -e {PLATFORM_DEV}"))?;
         // The IRQ lookup fails with -ENXIO (-6): the driver must say so, as
         // an error naming the device and the missing IRQ.
         let raw = m.succeed("dmesg -r")?;
-        let error = Regex::new(r"^<[0-3]>.*rust_keyboard KBD0001:00: .*(-6|ENXIO).*\bIRQ\b")?;
+        let error = device_message("^<[0-3]>.*", r".*(-6|ENXIO).*\bIRQ\b")?;
         let errors: Vec<&str> = raw.lines().filter(|l| error.is_match(l)).collect();
         ensure!(
             errors.len() == 1,
-            "expected one error line naming KBD0001:00, -6 and the IRQ, found {errors:?} in:\n{raw}"
+            "expected one error line naming {DEVICE}, -6 and the IRQ, found {errors:?} in:\n{raw}"
         );
         ensure_nothing_probed(m)?;
         m.fail(&format!("test -e {ACPI_DEV}/physical_node/driver"))
             .context("the device is bound after a failed probe")?;
         // Nothing else went wrong, and the module unloads cleanly.
-        let allowed = Regex::new(r"rust_keyboard KBD0001:00: .*(-6|ENXIO)")?;
+        let allowed = device_message("", ".*(-6|ENXIO)")?;
         ensure_no_warnings(m, Some(&allowed))?;
         rmmod(m)?;
         ensure_no_warnings(m, Some(&allowed))?;
@@ -607,7 +625,7 @@ while [ $i -le {CYCLES} ]; do
     ! grep -q '^ *1:' /proc/interrupts || fail "IRQ 1 still has an action after rmmod"
     [ ! -e /sys/module/rust_keyboard ] || fail "module still loaded after rmmod"
     insmod {MODULE} || fail "insmod failed"
-    [ -e {BOUND} ] || fail "KBD0001:00 not bound after insmod"
+    [ -e {BOUND} ] || fail "{DEVICE} not bound after insmod"
     [ "$(grep -c {IRQ_NAME} /proc/interrupts)" = 1 ] || fail "{IRQ_NAME} not registered once"
     grep -q '^ *1:.* {IRQ_NAME}$' /proc/interrupts || fail "IRQ 1 does not carry {IRQ_NAME} alone"
     i=$((i + 1))
@@ -619,8 +637,10 @@ echo "cycles: $((i - 1))"
         ensure!(out.trim() == format!("cycles: {CYCLES}"), "{out}");
 
         let log = m.kernel_log()?;
-        let probes = log.matches("KBD0001:00: probed: irq 1,").count();
-        let removes = log.matches("KBD0001:00: removed: irq 1 freed").count();
+        let probes = log.matches(&format!("{DEVICE}: probed: irq 1,")).count();
+        let removes = log
+            .matches(&format!("{DEVICE}: removed: irq 1 freed"))
+            .count();
         ensure!(
             probes == CYCLES + 1 && removes == CYCLES,
             "{probes} probe and {removes} remove lines, expected {} and {CYCLES}",
@@ -720,7 +740,9 @@ fn q35_driver_probes_and_keys_arrive() -> Result<()> {
         m.succeed(&format!("test -L {BOUND}"))?;
         let log = m.kernel_log()?;
         ensure!(
-            log.contains("KBD0001:00: probed: irq 1, data port 0x60, status port 0x64"),
+            log.contains(&format!(
+                "{DEVICE}: probed: irq 1, data port 0x60, status port 0x64"
+            )),
             "no probe line on q35:\n{log}"
         );
         let ints: Interrupts = m.interrupts()?;
