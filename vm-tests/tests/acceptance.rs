@@ -21,7 +21,7 @@
 //! | firmware variants (no SSDT, _STA absent, no IRQ) | `firmware_*` |
 //! | unload/reload, burst, q35 | `robust_*`, `q35_*` |
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -240,20 +240,27 @@ fn rmmod(m: &mut Machine) -> Result<()> {
     Ok(())
 }
 
-/// The resources an ASL source declares; it must declare I/O ports.
-fn asl_resources(path: &Path) -> Result<Resources> {
-    let resources = Resources::read(path)?;
+/// Checks the kernel log (see [`ensure_no_warnings`]), unloads the module,
+/// and checks the log again.
+fn rmmod_cleanly(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
+    ensure_no_warnings(m, allowed)?;
+    rmmod(m)?;
+    ensure_no_warnings(m, allowed)
+}
+
+/// The resources declared by `acpi/<name>`, an ASL source of the lab; it
+/// must declare I/O ports.
+fn asl_resources(name: &str) -> Result<Resources> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../acpi")
+        .join(name);
+    let resources = Resources::read(&path)?;
     ensure!(
         !resources.io.is_empty(),
         "no I/O resource found in {}",
         path.display()
     );
     Ok(resources)
-}
-
-/// The lab's SSDT source.
-fn ssdt_source() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../acpi/ssdt.asl")
 }
 
 /// `/proc/ioports`.
@@ -309,7 +316,7 @@ fn ex2_boot_log_lists_acpi_tables_with_our_ssdt() -> Result<()> {
 /// SSDT's IRQ.
 #[test]
 fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources() -> Result<()> {
-    let asl = asl_resources(&ssdt_source())?;
+    let asl = asl_resources("ssdt.asl")?;
     run_test(lab()?.with_append("lab.nomodule"), |m| {
         m.succeed(&format!("test -d {ACPI_DEV}"))?;
         let hid = m.succeed(&format!("cat {ACPI_DEV}/hid"))?;
@@ -539,9 +546,7 @@ fn firmware_without_ssdt_module_loads_and_nothing_probes() -> Result<()> {
         m.succeed(&format!("test -d {DRIVER_DIR}"))
             .context("the platform driver is not registered")?;
         ensure_nothing_probed(m)?;
-        ensure_no_warnings(m, None)?;
-        rmmod(m)?;
-        ensure_no_warnings(m, None)
+        rmmod_cleanly(m, None)
     })
 }
 
@@ -562,16 +567,13 @@ fn firmware_sta_not_present_means_no_probe() -> Result<()> {
             .context("a platform device exists for an absent ACPI device")?;
         m.succeed(&format!("test -d {DRIVER_DIR}"))?;
         ensure_nothing_probed(m)?;
-        ensure_no_warnings(m, None)?;
-        rmmod(m)?;
-        ensure_no_warnings(m, None)
+        rmmod_cleanly(m, None)
     })
 }
 
 #[test]
 fn firmware_without_irq_fails_probe_cleanly_and_unloads() -> Result<()> {
-    let asl =
-        asl_resources(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../acpi/test/no-irq.asl"))?;
+    let asl = asl_resources("test/no-irq.asl")?;
     ensure!(
         asl.irqs.is_empty(),
         "no-irq.asl declares IRQs {:?}",
@@ -593,9 +595,7 @@ fn firmware_without_irq_fails_probe_cleanly_and_unloads() -> Result<()> {
             .context("the device is bound after a failed probe")?;
         // Nothing else went wrong, and the module unloads cleanly.
         let allowed = device_message("", ".*(-6|ENXIO)")?;
-        ensure_no_warnings(m, Some(&allowed))?;
-        rmmod(m)?;
-        ensure_no_warnings(m, Some(&allowed))?;
+        rmmod_cleanly(m, Some(&allowed))?;
         ensure!(
             !m.kernel_log()?.contains("removed:"),
             "a remove line for a device that never probed"
