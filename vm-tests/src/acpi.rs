@@ -166,21 +166,28 @@ mod tests {
 \x0a\x0f\x08\x5f\x43\x52\x53\x11\x18\x0a\x15\x47\x01\x60\x00\x60\
 \x00\x01\x01\x47\x01\x64\x00\x64\x00\x01\x01\x22\x02\x00\x79\x00";
 
-    /// Early boot lines in the shape the lab VM prints them (QEMU
+    /// The ACPI lines of a real boot of the lab VM (Linux 7.2.12, QEMU
     /// `-machine pc`: SeaBIOS's tables plus the lab's SSDT given with
-    /// `-acpitable`).
+    /// `-acpitable`), with the console line before them.
     const BOOT_LOG: &str = "\
+[    0.000000] RAMDISK: [mem 0x0fee1000-0x0ffdffff]
 [    0.000000] ACPI: Early table checksum verification disabled
-[    0.000000] ACPI: RSDP 0x00000000000F5A10 000014 (v00 BOCHS )
-[    0.000000] ACPI: RSDT 0x000000000FFE1C3E 000038 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
-[    0.000000] ACPI: FACP 0x000000000FFE1A3E 000074 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
-[    0.000000] ACPI: DSDT 0x000000000FFE0040 0019FE (v01 BOCHS  BXPC     00000001 BXPC 00000001)
+[    0.000000] ACPI: RSDP 0x00000000000F59D0 000014 (v00 BOCHS )
+[    0.000000] ACPI: RSDT 0x000000000FFE1B22 000038 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
+[    0.000000] ACPI: FACP 0x000000000FFE1966 000074 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
+[    0.000000] ACPI: DSDT 0x000000000FFE0040 001926 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
 [    0.000000] ACPI: FACS 0x000000000FFE0000 000040
-[    0.000000] ACPI: APIC 0x000000000FFE1AB2 000078 (v03 BOCHS  BXPC     00000001 BXPC 00000001)
-[    0.000000] ACPI: SSDT 0x000000000FFE1B2A 000070 (v02 TEST   VIRTACPI 00000001 INTL 20200925)
-[    0.000000] ACPI: WAET 0x000000000FFE1C16 000028 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
-[    0.000000] ACPI: Reserving FACP table memory at [mem 0xffe1a3e-0xffe1aab]
-[    0.000000] ACPI: Reserving DSDT table memory at [mem 0xffe0040-0xffe1a3d]
+[    0.000000] ACPI: APIC 0x000000000FFE19DA 000078 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
+[    0.000000] ACPI: HPET 0x000000000FFE1A52 000038 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
+[    0.000000] ACPI: WAET 0x000000000FFE1A8A 000028 (v01 BOCHS  BXPC     00000001 BXPC 00000001)
+[    0.000000] ACPI: SSDT 0x000000000FFE1AB2 000070 (v02 TEST   VIRTACPI 00000001 INTL 20200925)
+[    0.000000] ACPI: Reserving FACP table memory at [mem 0xffe1966-0xffe19d9]
+[    0.000000] ACPI: Reserving DSDT table memory at [mem 0xffe0040-0xffe1965]
+[    0.000000] ACPI: Reserving FACS table memory at [mem 0xffe0000-0xffe003f]
+[    0.000000] ACPI: Reserving APIC table memory at [mem 0xffe19da-0xffe1a51]
+[    0.000000] ACPI: Reserving HPET table memory at [mem 0xffe1a52-0xffe1a89]
+[    0.000000] ACPI: Reserving WAET table memory at [mem 0xffe1a8a-0xffe1ab1]
+[    0.000000] ACPI: Reserving SSDT table memory at [mem 0xffe1ab2-0xffe1b21]
 ";
 
     fn ssdt() -> TableHeader {
@@ -264,7 +271,7 @@ mod tests {
 
     #[test]
     fn boot_line_of_the_ssdt() {
-        let line = "[    0.000000] ACPI: SSDT 0x000000000FFE1B2A 000070 (v02 TEST   VIRTACPI 00000001 INTL 20200925)";
+        let line = "[    0.000000] ACPI: SSDT 0x000000000FFE1AB2 000070 (v02 TEST   VIRTACPI 00000001 INTL 20200925)";
         assert_eq!(TableHeader::from_boot_line(line), Some(ssdt()));
         // Without the printk timestamp (`CONFIG_PRINTK_TIME` off).
         let bare = line.split_once("] ").unwrap().1;
@@ -275,15 +282,29 @@ mod tests {
     fn boot_tables_skip_rsdp_facs_and_other_lines() {
         let tables = TableHeader::boot_tables(BOOT_LOG);
         let signatures: Vec<&str> = tables.iter().map(|t| t.signature.as_str()).collect();
-        assert_eq!(signatures, ["RSDT", "FACP", "DSDT", "APIC", "SSDT", "WAET"]);
-        assert_eq!(tables[4], ssdt());
-        let dsdt = &tables[2];
-        assert_eq!(dsdt.length, 0x19fe);
-        assert_eq!(dsdt.revision, 1);
-        assert_eq!(dsdt.oem_id, "BOCHS");
-        assert_eq!(dsdt.table_id, "BXPC");
-        assert_eq!(dsdt.compiler_id, "BXPC");
-        assert_eq!(tables[3].revision, 3);
+        assert_eq!(
+            signatures,
+            ["RSDT", "FACP", "DSDT", "APIC", "HPET", "WAET", "SSDT"]
+        );
+        assert_eq!(tables[6], ssdt());
+        assert_eq!(
+            tables[2],
+            TableHeader {
+                signature: "DSDT".into(),
+                length: 0x1926,
+                revision: 1,
+                oem_id: "BOCHS".into(),
+                table_id: "BXPC".into(),
+                oem_revision: 1,
+                compiler_id: "BXPC".into(),
+                compiler_revision: 1,
+            }
+        );
+        // The serial console as QEMU writes it, with CR LF line ends.
+        assert_eq!(
+            TableHeader::boot_tables(&BOOT_LOG.replace('\n', "\r\n")),
+            tables
+        );
     }
 
     #[test]

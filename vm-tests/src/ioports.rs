@@ -8,8 +8,11 @@
 //! 0000-0cf7 : PCI Bus 0000:00
 //!   0000-001f : dma1
 //!   0060-0060 : KBD0001:00
+//!     0060-0060 : keyboard
 //!   0064-0064 : KBD0001:00
+//!     0064-0064 : keyboard
 //!   03f8-03ff : serial
+//! 0cf8-0cff : PCI conf1
 //! ```
 //!
 //! A platform device's I/O resources show here under the device's name;
@@ -88,8 +91,10 @@ impl IoPorts {
 mod tests {
     use super::*;
 
-    /// Shaped like `/proc/ioports` of the lab VM (QEMU `-machine pc`) with
-    /// the lab's SSDT: its device holds the keyboard controller's ports.
+    /// `/proc/ioports` of a real boot of the lab VM (Linux 7.2.12, QEMU
+    /// `-machine pc`, booted with `lab.nomodule`): the platform device of the
+    /// lab's SSDT holds the keyboard controller's ports, and the kernel's
+    /// own `keyboard` reservations sit inside its ranges.
     const LAB_PC: &str = "\
 0000-0cf7 : PCI Bus 0000:00
   0000-001f : dma1
@@ -97,28 +102,36 @@ mod tests {
   0040-0043 : timer0
   0050-0053 : timer1
   0060-0060 : KBD0001:00
+    0060-0060 : keyboard
   0064-0064 : KBD0001:00
-  0070-0077 : rtc0
+    0064-0064 : keyboard
+  0070-0077 : PNP0B00:00
   0080-008f : dma page reg
   00a0-00a1 : pic2
   00c0-00df : dma2
   00f0-00ff : fpu
   0170-0177 : 0000:00:01.1
-    0170-0177 : ata_piix
+  01f0-01f7 : 0000:00:01.1
+  02f8-02ff : serial
+  0376-0376 : 0000:00:01.1
+  03f6-03f6 : 0000:00:01.1
   03f8-03ff : serial
   0510-051b : QEMU0002:00
-    0510-051b : fw_cfg_io
   0600-063f : 0000:00:01.3
     0600-0603 : ACPI PM1a_EVT_BLK
+    0604-0605 : ACPI PM1a_CNT_BLK
+    0608-060b : ACPI PM_TMR
+  0700-070f : 0000:00:01.3
 0cf8-0cff : PCI conf1
 0d00-ffff : PCI Bus 0000:00
   afe0-afe3 : ACPI GPE0_BLK
+  c000-c00f : 0000:00:01.1
 ";
 
     #[test]
     fn the_lab_pc() {
         let p = IoPorts::parse(LAB_PC).unwrap();
-        assert_eq!(p.regions.len(), 22);
+        assert_eq!(p.regions.len(), 30);
         assert_eq!(
             p.regions[0],
             IoRegion {
@@ -128,23 +141,32 @@ mod tests {
                 depth: 0
             }
         );
-        let kbd: Vec<(u32, u32)> = p.owned_by("KBD0001:00").map(|r| (r.start, r.end)).collect();
-        assert_eq!(kbd, [(0x60, 0x60), (0x64, 0x64)]);
+        let kbd: Vec<(u32, u32, usize)> = p
+            .owned_by("KBD0001:00")
+            .map(|r| (r.start, r.end, r.depth))
+            .collect();
+        assert_eq!(kbd, [(0x60, 0x60, 1), (0x64, 0x64, 1)]);
         assert!(p.holds("KBD0001:00", 0x64, 0x64));
         assert!(!p.holds("KBD0001:00", 0x60, 0x64));
         assert!(!p.holds("KBD0001:0", 0x60, 0x60));
+        let reserved: Vec<(u32, usize)> =
+            p.owned_by("keyboard").map(|r| (r.start, r.depth)).collect();
+        assert_eq!(reserved, [(0x60, 2), (0x64, 2)]);
     }
 
     #[test]
     fn nesting_and_owners_with_spaces() {
         let p = IoPorts::parse(LAB_PC).unwrap();
-        let piix = p.owned_by("ata_piix").next().unwrap();
-        assert_eq!((piix.start, piix.end, piix.depth), (0x170, 0x177, 2));
         let pm = p.owned_by("ACPI PM1a_EVT_BLK").next().unwrap();
-        assert_eq!(pm.depth, 2);
+        assert_eq!((pm.start, pm.end, pm.depth), (0x600, 0x603, 2));
         assert_eq!(p.owned_by("PCI Bus 0000:00").count(), 2);
+        assert_eq!(p.owned_by("0000:00:01.1").count(), 5);
         assert_eq!(p.owned_by("dma page reg").next().unwrap().end, 0x8f);
+        let last = p.regions.last().unwrap();
+        assert_eq!((last.start, last.end, last.depth), (0xc000, 0xc00f, 1));
         assert!(p.owned_by("nobody").next().is_none());
+        // CR LF line ends (a serial console) parse the same.
+        assert_eq!(IoPorts::parse(&LAB_PC.replace('\n', "\r\n")).unwrap(), p);
     }
 
     #[test]
