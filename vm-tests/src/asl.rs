@@ -175,8 +175,12 @@ fn strip_comments(source: &str) -> Result<String> {
 mod tests {
     use super::*;
 
-    /// The `_CRS` part of `acpi/ssdt.asl`, with its comments.
+    /// A copy of `acpi/ssdt.asl`, comments and all.
     const LAB_SSDT: &str = r#"/*
+ * SSDT of the lab: declares the PS/2 keyboard controller as the ACPI device
+ * \_SB.KBD with hardware ID KBD0001, which the Rust driver (module/) matches.
+ * QEMU loads it with `-acpitable file=ssdt.aml`.
+ *
  * _CRS hands the driver its resources: the data port 0x60, the
  * status/command port 0x64 and the legacy keyboard interrupt, IRQ 1.
  */
