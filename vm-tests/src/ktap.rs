@@ -664,6 +664,10 @@ fn check_test(parent: &str, test: &Test, problems: &mut Vec<Problem>) {
 
 #[cfg(test)]
 mod tests {
+    //! The longer inputs, console captures and synthetic KTAP alike, are
+    //! files in `ktap/test_data/`, byte for byte as the console printed them
+    //! (trailing spaces included), as the kernel's kunit_tool keeps its own.
+
     use super::*;
 
     #[test]
@@ -736,29 +740,7 @@ mod tests {
 
     /// Two suites, one with a failing and a skipped case, interleaved with
     /// unrelated kernel output.
-    const SYNTHETIC: &str = "\
-[    0.500000] Run /init as init process
-[    1.000000] KTAP version 1
-[    1.000001] 1..2
-[    1.000002]     KTAP version 1
-[    1.000003]     # Subtest: alpha
-[    1.000004]     # speed: normal
-[    1.000005]     1..3
-[    1.000006]     ok 1 first
-[    1.000007] random: crng init done
-[    1.000008]     # second: ASSERTION FAILED at rust/kernel/x.rs:12
-[    1.000009]     Expected a == b to be true, but is false
-[    1.000010]     not ok 2 second
-[    1.000011]     ok 3 third # SKIP needs hardware
-[    1.000012] # alpha: pass:1 fail:1 skip:1 total:3
-[    1.000013] # Totals: pass:1 fail:1 skip:1 total:3
-[    1.000014] not ok 1 alpha
-[    1.000015]     KTAP version 1
-[    1.000016]     # Subtest: beta
-[    1.000017]     1..1
-[    1.000018]     ok 1 only
-[    1.000019] ok 2 beta
-";
+    const SYNTHETIC: &str = include_str!("ktap/test_data/synthetic.log");
 
     #[test]
     fn failing_and_skipped_cases() {
@@ -914,22 +896,7 @@ mod tests {
 
     #[test]
     fn parameterised_cases_nest() {
-        let text = "\
-KTAP version 1
-1..1
-    KTAP version 1
-    # Subtest: suite
-    1..2
-        KTAP version 1
-        # Subtest: param_case
-        ok 1 one
-        not ok 2 two
-        ok 3 three # SKIP
-    # param_case: pass:1 fail:1 skip:1 total:3
-    not ok 1 param_case
-    ok 2 plain
-not ok 1 suite
-";
+        let text = include_str!("ktap/test_data/parameterised.log");
         let k = Ktap::parse(text);
         assert!(k.is_complete(), "{:?}", k.problems);
         let case = k.suite("suite").unwrap().subtest("param_case").unwrap();
@@ -948,24 +915,7 @@ not ok 1 suite
 
     #[test]
     fn one_run_per_module_load() {
-        let text = "\
-[    1.0] KTAP version 1
-[    1.0] 1..1
-[    1.0]     KTAP version 1
-[    1.0]     # Subtest: builtin
-[    1.0]     1..1
-[    1.0]     ok 1 a
-[    1.0] ok 1 builtin
-[    5.0] lab-init: loading module
-[    5.1] KTAP version 1
-[    5.1] 1..1
-[    5.1]     KTAP version 1
-[    5.1]     # Subtest: from_module
-[    5.1]     1..2
-[    5.1]     ok 1 b
-[    5.1]     ok 2 c
-[    5.1] ok 1 from_module
-";
+        let text = include_str!("ktap/test_data/two_runs.log");
         let k = Ktap::parse(text);
         assert!(k.is_complete(), "{:?}", k.problems);
         assert_eq!(k.runs.len(), 2);
@@ -992,138 +942,31 @@ not ok 1 suite
     /// kernel/kunit.config): the start of the boot-time run, cut after its
     /// third suite of eight. Unrelated kernel lines are interleaved, and
     /// `rust_kernel_kunit` has a skipped case (the SKIP line ends in a space).
-    const REAL_BOOT_START: &str = r#"[    0.633996] Serial: 8250/16550 driver, 4 ports, IRQ sharing disabled
-[    0.668379] 00:04: ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A
-[    0.678408] IPI shorthand broadcast: enabled
-[    0.683164] sched_clock: Marking stable (720813283, -39200993)->(730819155, -49206865)
-[    0.683818] Freeing initrd memory: 1024K
-[    0.685069] KTAP version 1
-[    0.685147] 1..8
-[    0.685308]     KTAP version 1
-[    0.685370]     # Subtest: rust_kernel_str
-[    0.685564]     # speed: normal
-[    0.685727]     1..7
-[    0.689351]     # test_cstr_to_str.speed: normal
-[    0.689500]     ok 1 test_cstr_to_str
-[    0.689982]     # test_cstr_to_str_invalid_utf8.speed: normal
-[    0.690086]     ok 2 test_cstr_to_str_invalid_utf8
-[    0.691279]     # test_cstr_display.speed: normal
-[    0.691394]     ok 3 test_cstr_display
-[    0.694564]     # test_cstr_display_all_bytes.speed: normal
-[    0.694726]     ok 4 test_cstr_display_all_bytes
-[    0.695560]     # test_cstr_debug.speed: normal
-[    0.696015]     ok 5 test_cstr_debug
-[    0.696718]     # test_bstr_display.speed: normal
-[    0.696809]     ok 6 test_bstr_display
-[    0.697366]     # test_bstr_debug.speed: normal
-[    0.697451]     ok 7 test_bstr_debug
-[    0.702241] # rust_kernel_str: pass:7 fail:0 skip:0 total:7
-[    0.702399] # Totals: pass:7 fail:0 skip:0 total:7
-[    0.702549] ok 1 rust_kernel_str
-[    0.702716]     KTAP version 1
-[    0.702773]     # Subtest: rust_kernel_kunit
-[    0.702854]     # speed: normal
-[    0.702866]     1..3
-[    0.703760]     # rust_test_kunit_example_test.speed: normal
-[    0.703781]     ok 1 rust_test_kunit_example_test
-[    0.704147]     # rust_test_kunit_in_kunit_test.speed: normal
-[    0.704250]     ok 2 rust_test_kunit_in_kunit_test
-[    0.704521]     # rust_test_kunit_always_disabled_test.speed: normal
-[    0.704621]     ok 3 rust_test_kunit_always_disabled_test # SKIP 
-[    0.704748] # rust_kernel_kunit: pass:2 fail:0 skip:1 total:3
-[    0.704859] # Totals: pass:2 fail:0 skip:1 total:3
-[    0.704971] ok 2 rust_kernel_kunit
-[    0.705121]     KTAP version 1
-[    0.705178]     # Subtest: rust_kernel_bitmap
-[    0.705258]     # speed: normal
-[    0.705266]     1..6
-[    0.705579]     # bitmap_borrow.speed: normal
-[    0.705590]     ok 1 bitmap_borrow
-[    0.705845]     # bitmap_copy.speed: normal
-[    0.705915]     ok 2 bitmap_copy
-[    0.706150]     # bitmap_vec_new.speed: normal
-[    0.706218]     ok 3 bitmap_vec_new
-[    0.706707]     # bitmap_set_clear_find.speed: normal
-[    0.706782]     ok 4 bitmap_set_clear_find
-[    0.706967] rust_kernel: Bit `index` must be < 128, was 2048
-[    0.707206] rust_kernel: Bit `index` must be < 128, was 2048
-[    0.707337] rust_kernel: Bit `index` must be < 128, was 2048
-[    0.707448] rust_kernel: Bit `index` must be < 128, was 2048
-[    0.707954]     # owned_bitmap_out_of_bounds.speed: normal
-[    0.708068]     ok 5 owned_bitmap_out_of_bounds
-[    0.708478]     # bitmap_copy_and_extend.speed: normal
-[    0.708575]     ok 6 bitmap_copy_and_extend
-[    0.708669] # rust_kernel_bitmap: pass:6 fail:0 skip:0 total:6
-[    0.708747] # Totals: pass:6 fail:0 skip:0 total:6
-[    0.708856] ok 3 rust_kernel_bitmap
-"#;
+    const REAL_BOOT_START: &str = include_str!("ktap/test_data/real_boot_start.log");
 
     /// Real console: `insmod rust_keyboard.ko` in the KUnit kernel, whose
     /// suite `rust_keyboard_decoder` runs at load; a complete run.
-    const REAL_MODULE_LOAD: &str = r#"kunit-init: insmod rust_keyboard.ko
-[    1.355393] rust_keyboard: loading out-of-tree module taints kernel.
-[    1.364575] KTAP version 1
-[    1.364796] 1..1
-[    1.364857]     KTAP version 1
-[    1.364926]     # Subtest: rust_keyboard_decoder
-[    1.365031]     # speed: normal
-[    1.365053]     1..6
-[    1.366343]     # plain_make_and_break.speed: normal
-[    1.366367]     ok 1 plain_make_and_break
-[    1.367032]     # extended_make_and_break.speed: normal
-[    1.367162]     ok 2 extended_make_and_break
-[    1.367978]     # right_ctrl_sequence.speed: normal
-[    1.368097]     ok 3 right_ctrl_sequence
-[    1.368772]     # consecutive_prefixes_collapse.speed: normal
-[    1.368888]     ok 4 consecutive_prefixes_collapse
-[    1.369348]     # lone_prefix_yields_nothing.speed: normal
-[    1.369473]     ok 5 lone_prefix_yields_nothing
-[    1.369981]     # status_output_full_bit.speed: normal
-[    1.370107]     ok 6 status_output_full_bit
-[    1.370223] # rust_keyboard_decoder: pass:6 fail:0 skip:0 total:6
-[    1.370317] # Totals: pass:6 fail:0 skip:0 total:6
-[    1.370447] ok 1 rust_keyboard_decoder
-kunit-init: insmod ok
-kunit-init: taint 266240
-KUNIT-INIT-DONE
-[    1.410602] ACPI: PM: Preparing to enter system sleep state S5
-[    1.416515] reboot: Power down
-"#;
+    const REAL_MODULE_LOAD: &str = include_str!("ktap/test_data/real_module_load.log");
 
     /// Real console: the same with two deliberately failing cases added to
     /// the suite (a failed `assert_eq!` and a test returning `Err`).
-    const REAL_MODULE_FAILURES: &str = r#"kunit-init: insmod rust_keyboard.ko
-[    1.592416] rust_keyboard: loading out-of-tree module taints kernel.
-[    1.602191] KTAP version 1
-[    1.602395] 1..1
-[    1.602452]     KTAP version 1
-[    1.602519]     # Subtest: rust_keyboard_decoder
-[    1.602617]     # speed: normal
-[    1.602638]     1..8
-[    1.604064]     # plain_make_and_break.speed: normal
-[    1.604098]     ok 1 plain_make_and_break
-[    1.604727]     # extended_make_and_break.speed: normal
-[    1.604839]     ok 2 extended_make_and_break
-[    1.605333]     # right_ctrl_sequence.speed: normal
-[    1.605432]     ok 3 right_ctrl_sequence
-[    1.605847]     # consecutive_prefixes_collapse.speed: normal
-[    1.605941]     ok 4 consecutive_prefixes_collapse
-[    1.606312]     # lone_prefix_yields_nothing.speed: normal
-[    1.606426]     ok 5 lone_prefix_yields_nothing
-[    1.606803]     # status_output_full_bit.speed: normal
-[    1.606912]     ok 6 status_output_full_bit
-[    1.613282]     # deliberately_failing_assert: ASSERTION FAILED at decoder.rs:280
-[    1.613282]     Expected Status::new(0x00).output_full() == true to be true, but is false
-[    1.614551]     # deliberately_failing_assert.speed: normal
-[    1.614594]     not ok 7 deliberately_failing_assert
-[    1.614954]     # deliberately_returning_err: ASSERTION FAILED at decoder.rs:143
-[    1.614954]     Expected is_test_result_ok(deliberately_returning_err()) to be true, but is false
-[    1.616044]     # deliberately_returning_err.speed: normal
-[    1.616069]     not ok 8 deliberately_returning_err
-[    1.616217] # rust_keyboard_decoder: pass:6 fail:2 skip:0 total:8
-[    1.616325] # Totals: pass:6 fail:2 skip:0 total:8
-[    1.616478] not ok 1 rust_keyboard_decoder
-"#;
+    const REAL_MODULE_FAILURES: &str = include_str!("ktap/test_data/real_module_failures.log");
+
+    #[test]
+    fn fixtures_are_byte_exact() {
+        // The real captures keep what an editor might "fix": KUnit's SKIP
+        // line without a reason ends in a space, and the lines end in LF.
+        assert!(REAL_BOOT_START.contains("rust_test_kunit_always_disabled_test # SKIP \n"));
+        for text in [
+            REAL_BOOT_START,
+            REAL_MODULE_LOAD,
+            REAL_MODULE_FAILURES,
+            SYNTHETIC,
+        ] {
+            assert!(!text.contains('\r'));
+            assert!(text.ends_with('\n'));
+        }
+    }
 
     /// The 1-based line of the first line of `text` containing `needle`.
     fn line_of(text: &str, needle: &str) -> usize {

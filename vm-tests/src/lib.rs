@@ -44,6 +44,11 @@
 //! * [`console`]: serial console log, line buffer and kernel-problem scanning;
 //! * [`channel`]: the host side of the ttyS1 command protocol;
 //! * [`interrupts`]: a `/proc/interrupts` parser;
+//! * [`ioports`]: a `/proc/ioports` parser;
+//! * [`dmesg`]: `dmesg -r` records and their levels;
+//! * [`acpi`]: ACPI table headers, from the boot log and from `.aml` files;
+//! * [`asl`]: I/O and IRQ resources declared in ASL source (a test oracle);
+//! * [`ktap`]: a parser for the KTAP results KUnit prints;
 //! * [`scancodes`]: QEMU key names to PS/2 scan code set 1 (the test oracle);
 //! * [`interact`]: the interactive mode ([`Machine::interact`], [`run_test`],
 //!   `LAB_INTERACTIVE=1`) for debugging a failing test.
@@ -51,12 +56,16 @@
 #![warn(missing_docs)]
 
 pub mod accel;
+pub mod acpi;
 pub mod artifacts;
+pub mod asl;
 pub mod channel;
 pub mod console;
+pub mod dmesg;
 mod error;
 pub mod interact;
 pub mod interrupts;
+pub mod ioports;
 pub mod ktap;
 pub mod machine;
 pub mod qemu;

@@ -24,8 +24,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use regex::Regex;
+use vm_tests::acpi::TableHeader;
+use vm_tests::asl::Resources;
+use vm_tests::dmesg;
+use vm_tests::ioports::IoPorts;
 use vm_tests::scancodes::{self, KeyEvent};
 use vm_tests::{Artifacts, Interrupts, Machine, MachineType, VmConfig, run_test};
 
@@ -33,11 +37,22 @@ use vm_tests::{Artifacts, Interrupts, Machine, MachineType, VmConfig, run_test};
 const KEY_WAIT: Duration = Duration::from_secs(20);
 /// How long to watch for extra interrupts once the expected count is reached.
 const SETTLE: Duration = Duration::from_millis(500);
+/// The name of the lab's device, ACPI's `<_HID>:<instance>`, which the
+/// platform device created for it keeps: a macro, for `concat!` below.
+macro_rules! device {
+    () => {
+        "KBD0001:00"
+    };
+}
+/// The name of the lab's device (see `device!`).
+const DEVICE: &str = device!();
 /// The ACPI device of the lab.
-const ACPI_DEV: &str = "/sys/bus/acpi/devices/KBD0001:00";
+const ACPI_DEV: &str = concat!("/sys/bus/acpi/devices/", device!());
+/// The platform device created for it.
+const PLATFORM_DEV: &str = concat!("/sys/bus/platform/devices/", device!());
 /// The driver's directory in sysfs and the bound device in it.
 const DRIVER_DIR: &str = "/sys/bus/platform/drivers/rust_keyboard";
-const BOUND: &str = "/sys/bus/platform/drivers/rust_keyboard/KBD0001:00";
+const BOUND: &str = concat!("/sys/bus/platform/drivers/rust_keyboard/", device!());
 /// The module inside the initramfs.
 const MODULE: &str = "/lib/modules/rust_keyboard.ko";
 /// The action name the driver registers.
@@ -142,33 +157,19 @@ fn press_and_check(m: &mut Machine, chords: &[&str]) -> Result<()> {
 /// with the driver).
 fn warnings_since_module_load(m: &mut Machine, allowed: Option<&Regex>) -> Result<Vec<String>> {
     let raw = m.succeed("dmesg -r")?;
-    let level = Regex::new(r"^<(\d+)>")?;
     let noise = Regex::new(r"clocksource|\b(tsc|TSC)\b")?;
-    let mut seen_load = false;
-    let mut bad = Vec::new();
-    for line in raw.lines() {
-        if line.contains("rust_keyboard: loading out-of-tree module taints kernel") {
-            seen_load = true;
-            continue;
-        }
-        let Some(caps) = level.captures(line) else {
-            continue;
-        };
-        // Kernel messages have facility 0: the prefix is the level.
-        let lvl: u32 = caps[1].parse()?;
-        if seen_load
-            && lvl <= 4
-            && !noise.is_match(line)
-            && !allowed.is_some_and(|re| re.is_match(line))
-        {
-            bad.push(line.to_owned());
-        }
-    }
-    ensure!(
-        seen_load,
-        "the kernel log has no module load notice:\n{raw}"
-    );
-    Ok(bad)
+    let Some(warnings) = dmesg::warnings_after(
+        &raw,
+        "rust_keyboard: loading out-of-tree module taints kernel",
+    ) else {
+        bail!("the kernel log has no module load notice:\n{raw}");
+    };
+    Ok(warnings
+        .iter()
+        .map(|record| record.line)
+        .filter(|line| !noise.is_match(line) && !allowed.is_some_and(|re| re.is_match(line)))
+        .map(str::to_owned)
+        .collect())
 }
 
 fn ensure_no_warnings(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
@@ -179,6 +180,16 @@ fn ensure_no_warnings(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
         bad.join("\n  ")
     );
     Ok(())
+}
+
+/// A regex for the driver's messages about the lab's device: `before`,
+/// `rust_keyboard KBD0001:00: `, then `after` (`before` and `after` in regex
+/// syntax).
+fn device_message(before: &str, after: &str) -> Result<Regex> {
+    let device = regex::escape(DEVICE);
+    Ok(Regex::new(&format!(
+        "{before}rust_keyboard {device}: {after}"
+    ))?)
 }
 
 /// Devices bound to the driver (entries of its sysfs directory that name a
@@ -229,128 +240,32 @@ fn rmmod(m: &mut Machine) -> Result<()> {
     Ok(())
 }
 
-/// A header of an ACPI table, as the kernel prints it at boot:
-/// `ACPI: SSDT 0x000000000FFE1AB2 000070 (v02 TEST   VIRTACPI 00000001 INTL 20200925)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct TableHeader {
-    signature: String,
-    length: u32,
-    revision: u8,
-    oem_id: String,
-    table_id: String,
-    oem_revision: u32,
-    compiler_id: String,
-    compiler_revision: u32,
+/// Checks the kernel log (see [`ensure_no_warnings`]), unloads the module,
+/// and checks the log again.
+fn rmmod_cleanly(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
+    ensure_no_warnings(m, allowed)?;
+    rmmod(m)?;
+    ensure_no_warnings(m, allowed)
 }
 
-/// The table lines of the kernel's boot log.
-fn boot_table_lines(log: &str) -> Result<Vec<TableHeader>> {
-    let re = Regex::new(
-        r"ACPI: ([A-Z0-9]{4}) 0x[0-9A-F]+ ([0-9A-F]{6}) \(v(\d\d) (.{6}) (.{8}) ([0-9A-F]{8}) (.{4}) ([0-9A-F]{8})\)",
-    )?;
-    log.lines()
-        .filter_map(|l| re.captures(l))
-        .map(|c| {
-            Ok(TableHeader {
-                signature: c[1].to_owned(),
-                length: u32::from_str_radix(&c[2], 16)?,
-                revision: c[3].parse()?,
-                oem_id: c[4].trim_end().to_owned(),
-                table_id: c[5].trim_end().to_owned(),
-                oem_revision: u32::from_str_radix(&c[6], 16)?,
-                compiler_id: c[7].trim_end().to_owned(),
-                compiler_revision: u32::from_str_radix(&c[8], 16)?,
-            })
-        })
-        .collect()
-}
-
-/// The header of a compiled ACPI table file (ACPI spec, "System Description
-/// Table Header": 36 bytes, little endian).
-fn aml_header(path: &std::path::Path) -> Result<TableHeader> {
-    let b = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    ensure!(b.len() >= 36, "{} is not an ACPI table", path.display());
-    let text = |r: std::ops::Range<usize>| {
-        String::from_utf8_lossy(&b[r])
-            .trim_end_matches([' ', '\0'])
-            .to_owned()
-    };
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let header = TableHeader {
-        signature: text(0..4),
-        length: u32_at(4),
-        revision: b[8],
-        oem_id: text(10..16),
-        table_id: text(16..24),
-        oem_revision: u32_at(24),
-        compiler_id: text(28..32),
-        compiler_revision: u32_at(32),
-    };
+/// The resources declared by `acpi/<name>`, an ASL source of the lab; it
+/// must declare I/O ports.
+fn asl_resources(name: &str) -> Result<Resources> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../acpi")
+        .join(name);
+    let resources = Resources::read(&path)?;
     ensure!(
-        header.length as usize == b.len(),
-        "{}: header length {} but file size {}",
-        path.display(),
-        header.length,
-        b.len()
-    );
-    Ok(header)
-}
-
-/// Resources declared by the `_CRS` of an ASL source: I/O ranges
-/// (`IO (Decode16, min, max, align, len)`) and IRQs (`IRQNoFlags () {n}`).
-#[derive(Debug)]
-struct AslResources {
-    io: Vec<(u32, u32)>,
-    irqs: Vec<u32>,
-}
-
-fn asl_resources(path: &std::path::Path) -> Result<AslResources> {
-    let src =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let hex = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16);
-    let io_re = Regex::new(
-        r"IO\s*\(\s*Decode16\s*,\s*(0x[0-9A-Fa-f]+)\s*,\s*(0x[0-9A-Fa-f]+)\s*,\s*0x[0-9A-Fa-f]+\s*,\s*(0x[0-9A-Fa-f]+)\s*\)",
-    )?;
-    let mut io = Vec::new();
-    for c in io_re.captures_iter(&src) {
-        let (min, max, len) = (hex(&c[1])?, hex(&c[2])?, hex(&c[3])?);
-        ensure!(min == max, "relocatable I/O range in {}", path.display());
-        io.push((min, min + len - 1));
-    }
-    let irq_re = Regex::new(r"IRQNoFlags\s*\(\s*\)\s*\{\s*([0-9,\s]+)\}")?;
-    let mut irqs = Vec::new();
-    for c in irq_re.captures_iter(&src) {
-        for n in c[1].split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            irqs.push(n.parse()?);
-        }
-    }
-    ensure!(
-        !io.is_empty(),
+        !resources.io.is_empty(),
         "no I/O resource found in {}",
         path.display()
     );
-    Ok(AslResources { io, irqs })
+    Ok(resources)
 }
 
-/// The lab's SSDT source.
-fn ssdt_source() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../acpi/ssdt.asl")
-}
-
-/// `/proc/ioports` as `(start, end, owner)`.
-fn ioports(m: &mut Machine) -> Result<Vec<(u32, u32, String)>> {
-    let re = Regex::new(r"^\s*([0-9a-f]+)-([0-9a-f]+) : (.+)$")?;
-    m.succeed("cat /proc/ioports")?
-        .lines()
-        .filter_map(|l| re.captures(l))
-        .map(|c| {
-            Ok((
-                u32::from_str_radix(&c[1], 16)?,
-                u32::from_str_radix(&c[2], 16)?,
-                c[3].to_owned(),
-            ))
-        })
-        .collect()
+/// `/proc/ioports`.
+fn ioports(m: &mut Machine) -> Result<IoPorts> {
+    Ok(IoPorts::parse(&m.succeed("cat /proc/ioports")?)?)
 }
 
 // ---------------------------------------------------------------------------
@@ -359,7 +274,7 @@ fn ioports(m: &mut Machine) -> Result<Vec<(u32, u32, String)>> {
 
 #[test]
 fn ex2_boot_log_lists_acpi_tables_with_our_ssdt() -> Result<()> {
-    let ssdt = aml_header(&artifacts()?.ssdt()?)?;
+    let ssdt = TableHeader::read_aml(&artifacts()?.ssdt()?)?;
     // The contract of the lab; the rest of the header comes from the file.
     ensure!(
         ssdt.signature == "SSDT" && ssdt.oem_id == "TEST" && ssdt.table_id == "VIRTACPI",
@@ -367,7 +282,7 @@ fn ex2_boot_log_lists_acpi_tables_with_our_ssdt() -> Result<()> {
     );
     run_test(lab()?, |m| {
         let log = m.kernel_log()?;
-        let tables = boot_table_lines(&log)?;
+        let tables = TableHeader::boot_tables(&log);
         let signatures: Vec<&str> = tables.iter().map(|t| t.signature.as_str()).collect();
         for sig in ["FACP", "DSDT", "APIC"] {
             ensure!(
@@ -401,7 +316,7 @@ fn ex2_boot_log_lists_acpi_tables_with_our_ssdt() -> Result<()> {
 /// SSDT's IRQ.
 #[test]
 fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources() -> Result<()> {
-    let asl = asl_resources(&ssdt_source())?;
+    let asl = asl_resources("ssdt.asl")?;
     run_test(lab()?.with_append("lab.nomodule"), |m| {
         m.succeed(&format!("test -d {ACPI_DEV}"))?;
         let hid = m.succeed(&format!("cat {ACPI_DEV}/hid"))?;
@@ -415,25 +330,27 @@ fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources() -> Result<()> {
         );
         // The platform device created for it, not bound to any driver yet.
         let node = m.succeed(&format!("basename $(readlink -f {ACPI_DEV}/physical_node)"))?;
-        ensure!(node.trim() == "KBD0001:00", "physical node {node:?}");
-        m.succeed("test -e /sys/bus/platform/devices/KBD0001:00")?;
+        ensure!(node.trim() == DEVICE, "physical node {node:?}");
+        m.succeed(&format!("test -e {PLATFORM_DEV}"))?;
         m.fail(&format!("test -e {ACPI_DEV}/physical_node/driver"))
             .context("the device has a driver although the module is not loaded")?;
 
         // Linux 7.2 has no `resources` file for ACPI or platform devices: the
         // platform device's I/O resources show in /proc/ioports, owned by it.
         let ports = ioports(m)?;
-        for (start, end) in &asl.io {
+        for range in &asl.io {
+            let (start, end) = (*range.start(), *range.end());
             ensure!(
-                ports.contains(&(*start, *end, "KBD0001:00".to_owned())),
-                "/proc/ioports has no {start:04x}-{end:04x} owned by KBD0001:00 (SSDT _CRS): \
-                 {ports:x?}"
+                ports.holds(DEVICE, start, end),
+                "/proc/ioports has no {start:04x}-{end:04x} owned by {DEVICE} (SSDT _CRS): \
+                 {:x?}",
+                ports.regions
             );
         }
-        let owned = ports.iter().filter(|p| p.2 == "KBD0001:00").count();
+        let owned = ports.owned_by(DEVICE).count();
         ensure!(
             owned == asl.io.len(),
-            "KBD0001:00 owns {owned} I/O ranges, the SSDT declares {}",
+            "{DEVICE} owns {owned} I/O ranges, the SSDT declares {}",
             asl.io.len()
         );
 
@@ -464,22 +381,19 @@ fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources() -> Result<()> {
 fn ex4_driver_probes_and_binds_kbd0001() -> Result<()> {
     run_test(lab()?, |m| {
         let log = m.kernel_log()?;
-        let re = Regex::new(
-            r"rust_keyboard KBD0001:00: probed: irq (\d+), data port 0x60, status port 0x64$",
-        )?;
+        let re = device_message("", r"probed: irq (\d+), data port 0x60, status port 0x64$")?;
         let probes: Vec<&str> = log.lines().filter(|l| re.is_match(l)).collect();
         ensure!(
             probes.len() == 1,
             "expected one probe line, found {probes:?} in:\n{log}"
         );
         ensure!(
-            bound_devices(m)? == ["KBD0001:00"],
+            bound_devices(m)? == [DEVICE],
             "bound devices: {:?}",
             bound_devices(m)?
         );
         m.succeed(&format!("test -L {BOUND}"))?;
-        let driver =
-            m.succeed("basename $(readlink -f /sys/bus/platform/devices/KBD0001:00/driver)")?;
+        let driver = m.succeed(&format!("basename $(readlink -f {PLATFORM_DEV}/driver)"))?;
         ensure!(driver.trim() == "rust_keyboard", "driver link {driver:?}");
         let module = m.succeed(&format!("basename $(readlink -f {DRIVER_DIR}/module)"))?;
         ensure!(module.trim() == "rust_keyboard", "module link {module:?}");
@@ -620,27 +534,27 @@ fn firmware_without_ssdt_module_loads_and_nothing_probes() -> Result<()> {
     run_test(lab()?.with_ssdt(None), |m| {
         let log = m.kernel_log()?;
         ensure!(
-            boot_table_lines(&log)?.iter().all(|t| t.oem_id != "TEST"),
+            TableHeader::boot_tables(&log)
+                .iter()
+                .all(|t| t.oem_id != "TEST"),
             "a TEST table was loaded without -acpitable"
         );
         m.fail(&format!("test -e {ACPI_DEV}"))
-            .context("KBD0001:00 exists without the SSDT")?;
+            .with_context(|| format!("{DEVICE} exists without the SSDT"))?;
         m.succeed("test -d /sys/module/rust_keyboard")
             .context("the module is not loaded")?;
         m.succeed(&format!("test -d {DRIVER_DIR}"))
             .context("the platform driver is not registered")?;
         ensure_nothing_probed(m)?;
-        ensure_no_warnings(m, None)?;
-        rmmod(m)?;
-        ensure_no_warnings(m, None)
+        rmmod_cleanly(m, None)
     })
 }
 
 #[test]
 fn firmware_sta_not_present_means_no_probe() -> Result<()> {
-    let table = aml_header(&artifacts()?.acpi_table("sta-absent")?)?;
+    let table = TableHeader::read_aml(&artifacts()?.acpi_table("sta-absent")?)?;
     run_test(lab_with_ssdt_variant("sta-absent")?, |m| {
-        let tables = boot_table_lines(&m.kernel_log()?)?;
+        let tables = TableHeader::boot_tables(&m.kernel_log()?);
         ensure!(
             tables.contains(&table),
             "the sta-absent table {table:?} is not in the boot log: {tables:?}"
@@ -649,44 +563,39 @@ fn firmware_sta_not_present_means_no_probe() -> Result<()> {
         // platform device, so nothing for the driver to match.
         let status = m.succeed(&format!("cat {ACPI_DEV}/status"))?;
         ensure!(status.trim() == "0", "_STA gives {status:?}, expected 0");
-        m.fail("test -e /sys/bus/platform/devices/KBD0001:00")
+        m.fail(&format!("test -e {PLATFORM_DEV}"))
             .context("a platform device exists for an absent ACPI device")?;
         m.succeed(&format!("test -d {DRIVER_DIR}"))?;
         ensure_nothing_probed(m)?;
-        ensure_no_warnings(m, None)?;
-        rmmod(m)?;
-        ensure_no_warnings(m, None)
+        rmmod_cleanly(m, None)
     })
 }
 
 #[test]
 fn firmware_without_irq_fails_probe_cleanly_and_unloads() -> Result<()> {
-    let asl =
-        asl_resources(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../acpi/test/no-irq.asl"))?;
+    let asl = asl_resources("test/no-irq.asl")?;
     ensure!(
         asl.irqs.is_empty(),
         "no-irq.asl declares IRQs {:?}",
         asl.irqs
     );
     run_test(lab_with_ssdt_variant("no-irq")?, |m| {
-        m.succeed("test -e /sys/bus/platform/devices/KBD0001:00")?;
+        m.succeed(&format!("test -e {PLATFORM_DEV}"))?;
         // The IRQ lookup fails with -ENXIO (-6): the driver must say so, as
         // an error naming the device and the missing IRQ.
         let raw = m.succeed("dmesg -r")?;
-        let error = Regex::new(r"^<[0-3]>.*rust_keyboard KBD0001:00: .*(-6|ENXIO).*\bIRQ\b")?;
+        let error = device_message("^<[0-3]>.*", r".*(-6|ENXIO).*\bIRQ\b")?;
         let errors: Vec<&str> = raw.lines().filter(|l| error.is_match(l)).collect();
         ensure!(
             errors.len() == 1,
-            "expected one error line naming KBD0001:00, -6 and the IRQ, found {errors:?} in:\n{raw}"
+            "expected one error line naming {DEVICE}, -6 and the IRQ, found {errors:?} in:\n{raw}"
         );
         ensure_nothing_probed(m)?;
         m.fail(&format!("test -e {ACPI_DEV}/physical_node/driver"))
             .context("the device is bound after a failed probe")?;
         // Nothing else went wrong, and the module unloads cleanly.
-        let allowed = Regex::new(r"rust_keyboard KBD0001:00: .*(-6|ENXIO)")?;
-        ensure_no_warnings(m, Some(&allowed))?;
-        rmmod(m)?;
-        ensure_no_warnings(m, Some(&allowed))?;
+        let allowed = device_message("", ".*(-6|ENXIO)")?;
+        rmmod_cleanly(m, Some(&allowed))?;
         ensure!(
             !m.kernel_log()?.contains("removed:"),
             "a remove line for a device that never probed"
@@ -716,7 +625,7 @@ while [ $i -le {CYCLES} ]; do
     ! grep -q '^ *1:' /proc/interrupts || fail "IRQ 1 still has an action after rmmod"
     [ ! -e /sys/module/rust_keyboard ] || fail "module still loaded after rmmod"
     insmod {MODULE} || fail "insmod failed"
-    [ -e {BOUND} ] || fail "KBD0001:00 not bound after insmod"
+    [ -e {BOUND} ] || fail "{DEVICE} not bound after insmod"
     [ "$(grep -c {IRQ_NAME} /proc/interrupts)" = 1 ] || fail "{IRQ_NAME} not registered once"
     grep -q '^ *1:.* {IRQ_NAME}$' /proc/interrupts || fail "IRQ 1 does not carry {IRQ_NAME} alone"
     i=$((i + 1))
@@ -728,8 +637,10 @@ echo "cycles: $((i - 1))"
         ensure!(out.trim() == format!("cycles: {CYCLES}"), "{out}");
 
         let log = m.kernel_log()?;
-        let probes = log.matches("KBD0001:00: probed: irq 1,").count();
-        let removes = log.matches("KBD0001:00: removed: irq 1 freed").count();
+        let probes = log.matches(&format!("{DEVICE}: probed: irq 1,")).count();
+        let removes = log
+            .matches(&format!("{DEVICE}: removed: irq 1 freed"))
+            .count();
         ensure!(
             probes == CYCLES + 1 && removes == CYCLES,
             "{probes} probe and {removes} remove lines, expected {} and {CYCLES}",
@@ -829,7 +740,9 @@ fn q35_driver_probes_and_keys_arrive() -> Result<()> {
         m.succeed(&format!("test -L {BOUND}"))?;
         let log = m.kernel_log()?;
         ensure!(
-            log.contains("KBD0001:00: probed: irq 1, data port 0x60, status port 0x64"),
+            log.contains(&format!(
+                "{DEVICE}: probed: irq 1, data port 0x60, status port 0x64"
+            )),
             "no probe line on q35:\n{log}"
         );
         let ints: Interrupts = m.interrupts()?;
