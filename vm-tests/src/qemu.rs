@@ -474,6 +474,124 @@ mod tests {
             .collect()
     }
 
+    /// The whole argument list of a test VM, pinned: refactoring `args()`
+    /// must not change a single argument or their order.
+    #[test]
+    fn full_command_line_of_a_test_vm() {
+        assert_eq!(
+            args(&config()),
+            [
+                "-name",
+                "rust-kbd-lab",
+                "-nodefaults",
+                "-no-user-config",
+                "-no-reboot",
+                "-machine",
+                "pc",
+                "-accel",
+                "tcg",
+                "-m",
+                "256",
+                "-smp",
+                "1",
+                "-kernel",
+                "/a/bzImage",
+                "-initrd",
+                "/a/initramfs.cpio.gz",
+                "-append",
+                "console=ttyS0 panic=-1 lab.nomodule",
+                "-acpitable",
+                "file=/a/acpi/ssdt,,1.aml",
+                "-vga",
+                "none",
+                "-display",
+                "none",
+                "-chardev",
+                "socket,id=qmp0,path=/run/x/qmp.sock,server=on,wait=off",
+                "-mon",
+                "chardev=qmp0,mode=control",
+                "-chardev",
+                "file,id=con0,path=/logs/t.console.log",
+                "-serial",
+                "chardev:con0",
+                "-chardev",
+                "socket,id=cmd0,path=/run/x/command.sock,server=on,wait=on",
+                "-serial",
+                "chardev:cmd0",
+            ]
+        );
+    }
+
+    /// The whole argument list of an interactive VM with every option set,
+    /// pinned like [`full_command_line_of_a_test_vm`].
+    #[test]
+    fn full_command_line_of_an_interactive_vm() {
+        let mut c = config();
+        c.ssdt = None;
+        c.append = vec![];
+        c.memory_mib = 512;
+        c.cpus = 2;
+        c.machine = MachineType::Q35;
+        c.accel = Accel {
+            kind: AccelKind::Kvm,
+            reason: "test".into(),
+        };
+        c.gui = true;
+        c.console = ConsoleMode::Stdio {
+            log: Some("/l/vm,1.log".into()),
+        };
+        c.extra_args = vec!["-s".into(), "-S".into()];
+        assert_eq!(
+            args(&c),
+            [
+                "-name",
+                "rust-kbd-lab",
+                "-nodefaults",
+                "-no-user-config",
+                "-no-reboot",
+                "-machine",
+                "q35",
+                "-accel",
+                "kvm",
+                "-cpu",
+                "host",
+                "-m",
+                "512",
+                "-smp",
+                "2",
+                "-kernel",
+                "/a/bzImage",
+                "-initrd",
+                "/a/initramfs.cpio.gz",
+                "-append",
+                "console=ttyS0 panic=-1",
+                "-vga",
+                "std",
+                "-chardev",
+                "socket,id=qmp0,path=/run/x/qmp.sock,server=on,wait=off",
+                "-mon",
+                "chardev=qmp0,mode=control",
+                "-chardev",
+                "stdio,id=con0,mux=on,signal=off,logfile=/l/vm,,1.log",
+                "-serial",
+                "chardev:con0",
+                "-mon",
+                "chardev=con0,mode=readline",
+                "-chardev",
+                "socket,id=cmd0,path=/run/x/command.sock,server=on,wait=off",
+                "-serial",
+                "chardev:cmd0",
+                "-s",
+                "-S",
+            ]
+        );
+        c.console = ConsoleMode::Stdio { log: None };
+        assert_eq!(
+            after(&args(&c), "-chardev")[1],
+            "stdio,id=con0,mux=on,signal=off"
+        );
+    }
+
     #[test]
     fn test_mode_command_line() {
         let a = args(&config());
