@@ -448,25 +448,27 @@ fn artifacts(no_build: bool, args: &BuildArgs) -> Result<PathBuf> {
 pub fn vm(a: &VmArgs) -> Result<()> {
     let dir = artifacts(a.no_build, &a.build)?;
     let artifacts = vm_tests::Artifacts::from_dir(&dir)?;
-    let mut config = vm_tests::VmConfig::new(artifacts.kernel()?, artifacts.initramfs()?)?;
-    config.ssdt = match (&a.ssdt, a.no_ssdt) {
+    let ssdt = match (&a.ssdt, a.no_ssdt) {
         (_, true) => None,
         (Some(file), false) => Some(file.clone()),
         (None, false) => Some(artifacts.ssdt()?),
     };
-    config.accel = vm_tests::accel::choose(a.accel.as_deref())?;
-    config.machine = match a.machine.as_str() {
+    let machine = match a.machine.as_str() {
         "pc" => vm_tests::MachineType::Pc,
         "q35" => vm_tests::MachineType::Q35,
         other => bail!("unknown machine type {other:?}: use pc or q35"),
     };
-    config.memory_mib = a.memory;
-    config.gui = a.gui;
-    let mut config = config.with_append(&a.append);
     let log = Cache::from_env()?.logs().join("vm-console.log");
-    config.console = vm_tests::ConsoleMode::Stdio {
-        log: Some(log.clone()),
-    };
+    let config = vm_tests::VmConfig::new(artifacts.kernel()?, artifacts.initramfs()?)?
+        .with_ssdt(ssdt)
+        .with_accel(vm_tests::accel::choose(a.accel.as_deref())?)
+        .with_machine(machine)
+        .with_memory(a.memory)
+        .with_gui(a.gui)
+        .with_append(&a.append)
+        .with_console(vm_tests::ConsoleMode::Stdio {
+            log: Some(log.clone()),
+        });
     eprintln!(
         "vm: booting {} (console log: {})",
         dir.display(),
