@@ -426,10 +426,11 @@ impl Machine {
     }
 
     /// Presses a key or a chord through QMP `send-key`: `"a"`, `"ret"`,
-    /// `"ctrl-alt-delete"` (split on `-`, sent as ONE chord: keys go down in
-    /// order and up in reverse order). Returns after the release.
-    pub fn send_key(&mut self, key: &str) -> Result<()> {
-        self.send_chord(&split_chord(key), qmp::KEY_HOLD)
+    /// `"ctrl-alt-delete"` (parsed by [`qmp::parse_chord`]: keys joined with
+    /// `-`, the key `-` itself being `minus`), sent as ONE chord: keys go
+    /// down in order and up in reverse order. Returns after the release.
+    pub fn send_key(&mut self, chord: &str) -> Result<()> {
+        self.send_chord(&qmp::parse_chord(chord)?, qmp::KEY_HOLD)
     }
 
     /// Types text on a US layout: one `send-key` per character (a shift
@@ -749,14 +750,6 @@ impl Drop for Machine {
     }
 }
 
-/// `"ctrl-alt-delete"` -> `["ctrl", "alt", "delete"]`; a lone `"-"` is `minus`.
-fn split_chord(key: &str) -> Vec<&str> {
-    if key == "-" {
-        return vec!["minus"];
-    }
-    key.split('-').map(str::trim).collect()
-}
-
 fn sleep_until(t: Instant) {
     let now = Instant::now();
     if t > now {
@@ -856,13 +849,6 @@ fn timestamp() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chords() {
-        assert_eq!(split_chord("ctrl-alt-delete"), ["ctrl", "alt", "delete"]);
-        assert_eq!(split_chord("a"), ["a"]);
-        assert_eq!(split_chord("-"), ["minus"]);
-    }
 
     #[test]
     fn log_output_is_text() {

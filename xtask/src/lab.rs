@@ -172,7 +172,8 @@ pub struct KeysArgs {
     /// Type this text (one key press per character).
     #[arg(long)]
     text: Option<String>,
-    /// Keys to press, QEMU names (a, ret, up, ctrl_r); a-b-c is one chord.
+    /// Keys to press, QEMU names (a, ret, up, ctrl_r); a-b-c is one chord;
+    /// the key - is minus (`-`, `ctrl--`).
     keys: Vec<String>,
 }
 
@@ -491,15 +492,14 @@ pub fn keys(a: &KeysArgs) -> Result<()> {
     let socket = a.qmp.clone().unwrap_or_else(|| {
         vm_tests::VmConfig::qmp_socket(&vm_tests::qemu::interactive_runtime_dir())
     });
-    let chords: Vec<Vec<&str>> = a.keys.iter().map(|k| k.split('-').collect()).collect();
-    if chords.is_empty() && a.text.is_none() {
+    if a.keys.is_empty() && a.text.is_none() {
         bail!("nothing to press: give key names (a, ret, up, ctrl-alt-delete) or --text");
     }
-    for chord in &chords {
-        for key in chord {
-            vm_tests::qmp::qkeycode(key)?;
-        }
-    }
+    let chords = a
+        .keys
+        .iter()
+        .map(|k| vm_tests::qmp::parse_chord(k))
+        .collect::<Result<Vec<_>, _>>()?;
     let text_chords = vm_tests::qmp::text_chords(a.text.as_deref().unwrap_or_default())?;
     let mut qmp = vm_tests::QmpClient::connect(&socket, std::time::Duration::from_secs(5))
         .with_context(|| {
