@@ -561,6 +561,13 @@ mod tests {
         }
     }
 
+    fn kvm() -> Accel {
+        Accel {
+            kind: AccelKind::Kvm,
+            reason: "test".into(),
+        }
+    }
+
     fn args(c: &VmConfig) -> Vec<String> {
         c.args(Path::new("/run/x"))
             .unwrap()
@@ -629,21 +636,18 @@ mod tests {
     /// pinned like [`full_command_line_of_a_test_vm`].
     #[test]
     fn full_command_line_of_an_interactive_vm() {
-        let mut c = config();
-        c.ssdt = None;
-        c.append = vec![];
-        c.memory_mib = 512;
-        c.cpus = 2;
-        c.machine = MachineType::Q35;
-        c.accel = Accel {
-            kind: AccelKind::Kvm,
-            reason: "test".into(),
-        };
-        c.gui = true;
-        c.console = ConsoleMode::Stdio {
-            log: Some("/l/vm,1.log".into()),
-        };
-        c.extra_args = vec!["-s".into(), "-S".into()];
+        let mut c = config()
+            .with_ssdt(None)
+            .with_memory(512)
+            .with_cpus(2)
+            .with_machine(MachineType::Q35)
+            .with_accel(kvm())
+            .with_gui(true)
+            .with_console(ConsoleMode::Stdio {
+                log: Some("/l/vm,1.log".into()),
+            })
+            .with_extra_args(["-s", "-S"]);
+        c.append.clear();
         assert_eq!(
             args(&c),
             [
@@ -688,7 +692,7 @@ mod tests {
                 "-S",
             ]
         );
-        c.console = ConsoleMode::Stdio { log: None };
+        let c = c.with_console(ConsoleMode::Stdio { log: None });
         assert_eq!(
             after(&args(&c), "-chardev")[1],
             "stdio,id=con0,mux=on,signal=off"
@@ -724,17 +728,14 @@ mod tests {
 
     #[test]
     fn interactive_and_gui() {
-        let mut c = config();
-        c.console = ConsoleMode::Stdio {
-            log: Some("/l/vm.log".into()),
-        };
-        c.gui = true;
-        c.ssdt = None;
-        c.machine = MachineType::Q35;
-        c.accel = Accel {
-            kind: AccelKind::Kvm,
-            reason: "test".into(),
-        };
+        let c = config()
+            .with_console(ConsoleMode::Stdio {
+                log: Some("/l/vm.log".into()),
+            })
+            .with_gui(true)
+            .with_ssdt(None)
+            .with_machine(MachineType::Q35)
+            .with_accel(kvm());
         let a = args(&c);
         assert!(!a.contains(&"-acpitable".to_owned()));
         assert!(
@@ -773,13 +774,19 @@ mod tests {
             c.args(&long),
             Err(Error::SocketPathTooLong { .. })
         ));
-        let line = config().command_line(Path::new("/run/x")).unwrap();
+        let line = config()
+            .with_qemu("/opt/qemu/bin/qemu-system-x86_64")
+            .command_line(Path::new("/run/x"))
+            .unwrap();
         assert!(
             line.contains("-append 'console=ttyS0 panic=-1 lab.nomodule'"),
             "{line}"
         );
-        let mut bad = config();
-        bad.cpus = 0;
-        assert!(bad.args(Path::new("/r")).is_err());
+        assert!(
+            line.starts_with("/opt/qemu/bin/qemu-system-x86_64 -name "),
+            "{line}"
+        );
+        assert!(config().with_cpus(0).args(Path::new("/r")).is_err());
+        assert!(config().with_memory(32).args(Path::new("/r")).is_err());
     }
 }
