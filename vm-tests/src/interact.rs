@@ -9,6 +9,7 @@
 //! ls /sys/bus/acpi/devices          a guest shell command
 //! :key a                            press a key (QMP send-key)
 //! :key ctrl-alt-delete              press a chord (down in order, up in reverse)
+//! :key ctrl--                       ctrl and minus (the key - is minus)
 //! :type Hello, world!               type text on a US layout
 //! :down up | :up up                 hold a key down / release it (input-send-event)
 //! :irq [N]                          the /proc/interrupts line of IRQ N (default 1)
@@ -34,7 +35,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::qemu::VmConfig;
-use crate::{Error, Machine};
+use crate::{Error, Machine, console};
 
 /// Environment variable: `1` makes failing tests open [`Machine::interact`].
 pub const INTERACTIVE_ENV: &str = "LAB_INTERACTIVE";
@@ -44,7 +45,8 @@ pub const DEFAULT_TAIL: usize = 20;
 
 /// Help text of the interactive mode.
 pub const HELP: &str = "  <shell command>     run it in the guest, print its exit status and output
-  :key KEY[-KEY..]    press a key or a chord (QMP send-key): :key a, :key ctrl-alt-delete
+  :key KEY[-KEY..]    press a key or a chord (QMP send-key): :key a, :key ctrl-alt-delete,
+                      :key ctrl-- (the key - is minus)
   :type TEXT          type TEXT on a US layout, one key press per character
   :down KEY, :up KEY  a key goes down and stays down / goes up (input-send-event)
   :irq [N]            the /proc/interrupts line of IRQ N (default 1)
@@ -162,8 +164,7 @@ pub fn enabled() -> bool {
 
 /// The last `n` lines of `text`.
 fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    console::last(&text.lines().collect::<Vec<_>>(), n).join("\n")
 }
 
 impl Machine {

@@ -62,6 +62,7 @@ pub mod machine;
 pub mod qemu;
 pub mod qmp;
 pub mod scancodes;
+mod wait;
 
 pub use accel::{Accel, AccelKind};
 pub use artifacts::Artifacts;

@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+use std::convert::Infallible;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use qapi::qmp::{
 };
 use qapi::{ExecuteError, Qmp, Stream};
 
+use crate::wait::{PAUSE, retry};
 use crate::{Error, Result};
 
 /// How long one QMP command may take before the client gives up.
@@ -113,26 +115,22 @@ impl QmpClient {
     /// socket does not exist or refuses (QEMU still starting), then performs
     /// the handshake.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self> {
-        let deadline = Instant::now() + timeout;
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => {
-                    return Err(Error::io(
-                        format!(
-                            "cannot connect to the QMP socket {} within {:.1} s (is the VM running?)",
-                            path.display(),
-                            timeout.as_secs_f64()
-                        ),
-                        e,
-                    ));
-                }
-            }
-        };
+        let Ok(connected) = retry(
+            &mut (),
+            Instant::now() + timeout,
+            |_| std::thread::sleep(PAUSE),
+            |_| Ok::<_, Infallible>(UnixStream::connect(path)),
+        );
+        let stream = connected.map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot connect to the QMP socket {} within {:.1} s (is the VM running?)",
+                    path.display(),
+                    timeout.as_secs_f64()
+                ),
+                e,
+            )
+        })?;
         Self::from_stream(stream, path)
     }
 
