@@ -25,16 +25,15 @@
 //! * from a test: call `machine.interact()` where you want to look around;
 //! * on failure: run a test with [`INTERACTIVE_ENV`]`=1` (`LAB_INTERACTIVE=1
 //!   cargo test -p vm-tests --test acceptance NAME -- --nocapture`). A test
-//!   written with [`run_test`] that fails (error or panic) hands its still
-//!   running machine to [`Machine::interact`] before the VM is killed; a
-//!   [`Machine`] dropped while its thread panics does the same. Use `cargo
-//!   test` for this, not nextest: nextest gives tests no terminal on stdin.
+//!   written with [`run_test`](crate::run_test) that fails (error or panic)
+//!   hands its still running machine to [`Machine::interact`] before the VM
+//!   is killed; a [`Machine`] dropped while its thread panics does the same.
+//!   Use `cargo test` for this, not nextest: nextest gives tests no terminal
+//!   on stdin.
 
 use std::fmt;
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::panic::{self, AssertUnwindSafe};
 
-use crate::qemu::VmConfig;
 use crate::{Error, Machine, console};
 
 /// Environment variable: `1` makes failing tests open [`Machine::interact`].
@@ -280,58 +279,6 @@ impl Machine {
     }
 }
 
-/// Boots a machine from `config`, runs a test on it, and checks that the
-/// machine is still healthy at the end.
-///
-/// * On success the machine is shut down with [`Machine::shutdown`], which
-///   fails if the console reported a kernel panic, oops, `BUG:` or
-///   `WARNING:` at any time: every test ends with that check.
-/// * On failure (the test returned an error or panicked), if
-///   [`INTERACTIVE_ENV`]`=1`, the error is printed and the still running
-///   machine is handed to [`Machine::interact`]; then the VM is killed and
-///   the error returned (or the panic resumed).
-///
-/// ```no_run
-/// use vm_tests::{Artifacts, VmConfig, run_test};
-///
-/// # fn main() -> Result<(), vm_tests::Error> {
-/// run_test(VmConfig::from_artifacts(&Artifacts::from_env()?)?, |m| {
-///     m.succeed("test -d /sys/bus/acpi/devices/KBD0001:00")?;
-///     Ok::<_, vm_tests::Error>(())
-/// })
-/// # }
-/// ```
-pub fn run_test<T, E>(
-    config: VmConfig,
-    test: impl FnOnce(&mut Machine) -> Result<T, E>,
-) -> Result<T, E>
-where
-    E: From<Error> + fmt::Display,
-{
-    let mut machine = Machine::start(config)?;
-    let result = panic::catch_unwind(AssertUnwindSafe(|| test(&mut machine)));
-    match result {
-        Ok(Ok(value)) => {
-            machine.shutdown()?;
-            Ok(value)
-        }
-        Ok(Err(e)) => {
-            if enabled() {
-                say(&format!("vm-tests: test failed: {e:#}"));
-                interact_on_failure(&mut machine);
-            }
-            Err(e)
-        }
-        Err(payload) => {
-            if enabled() {
-                interact_on_failure(&mut machine);
-            }
-            drop(machine);
-            panic::resume_unwind(payload)
-        }
-    }
-}
-
 /// Hands a failed test's machine to the interactive mode.
 pub(crate) fn interact_on_failure(machine: &mut Machine) {
     say(&format!(
@@ -351,7 +298,7 @@ pub(crate) fn interact_on_failure(machine: &mut Machine) {
 
 /// Writes a line to the real stderr (`eprintln!` would be held back by the
 /// test harness's output capture until the test ends).
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let _ = writeln!(io::stderr(), "{line}");
 }
 
