@@ -46,6 +46,21 @@ pub fn init_failure(line: &str) -> bool {
         .any(|p| line.trim_start().starts_with(p))
 }
 
+/// Lines quoted for messages: each prefixed with `  | `, joined with
+/// newlines.
+pub(crate) fn quote<S: AsRef<str>>(lines: impl IntoIterator<Item = S>) -> String {
+    lines
+        .into_iter()
+        .map(|l| format!("  | {}", l.as_ref()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The last `n` of `items` (all of them if there are fewer).
+pub(crate) fn last<T>(items: &[T], n: usize) -> &[T] {
+    &items[items.len().saturating_sub(n)..]
+}
+
 /// Console output split into lines, with the first problem found.
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleBuffer {
@@ -117,23 +132,18 @@ impl ConsoleBuffer {
         self.bytes
     }
 
-    /// The last `n` lines (the partial line included), each prefixed with
-    /// `  | ` for error messages.
+    /// The last `n` lines (the partial line included), quoted for error
+    /// messages, each prefixed with `  | `.
     pub fn tail(&self, n: usize) -> String {
         let partial = self.partial_line();
         let mut lines: Vec<&str> = self.lines.iter().map(String::as_str).collect();
         if !partial.is_empty() {
             lines.push(&partial);
         }
-        let start = lines.len().saturating_sub(n);
         if lines.is_empty() {
-            return "  | (no console output)".to_owned();
+            return quote(["(no console output)"]);
         }
-        lines[start..]
-            .iter()
-            .map(|l| format!("  | {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        quote(last(&lines, n))
     }
 
     /// All output as text.
@@ -292,6 +302,17 @@ mod tests {
         );
         assert!(b.tail(2).contains("  | [    3.1] Kernel panic"));
         assert!(!b.tail(2).contains("world"));
+    }
+
+    #[test]
+    fn quoted_tails() {
+        assert_eq!(quote(last(&["a", "b", "c"], 2)), "  | b\n  | c");
+        assert_eq!(last(&["a"], 5), ["a"]);
+        assert_eq!(quote(Vec::<String>::new()), "");
+        assert_eq!(ConsoleBuffer::default().tail(3), "  | (no console output)");
+        let mut b = ConsoleBuffer::default();
+        b.push_bytes(b"one\ntwo\nprompt# ");
+        assert_eq!(b.tail(2), "  | two\n  | prompt# ");
     }
 
     #[test]

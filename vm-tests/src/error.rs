@@ -138,6 +138,18 @@ pub enum Error {
     )]
     UnknownKey(String),
 
+    /// A key chord that [`parse_chord`](crate::qmp::parse_chord) rejects.
+    #[error(
+        "invalid key chord {spec:?}: {reason} (a chord is QEMU key names joined with -, e.g. \
+         ctrl-alt-delete; the key - is minus, or - itself: ctrl--)"
+    )]
+    InvalidChord {
+        /// The chord as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// A character `send_chars` cannot type on a US layout.
     #[error("character {0:?} cannot be typed with the US keyboard layout")]
     UnsupportedChar(char),

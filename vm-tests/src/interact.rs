@@ -9,6 +9,7 @@
 //! ls /sys/bus/acpi/devices          a guest shell command
 //! :key a                            press a key (QMP send-key)
 //! :key ctrl-alt-delete              press a chord (down in order, up in reverse)
+//! :key ctrl--                       ctrl and minus (the key - is minus)
 //! :type Hello, world!               type text on a US layout
 //! :down up | :up up                 hold a key down / release it (input-send-event)
 //! :irq [N]                          the /proc/interrupts line of IRQ N (default 1)
@@ -24,17 +25,16 @@
 //! * from a test: call `machine.interact()` where you want to look around;
 //! * on failure: run a test with [`INTERACTIVE_ENV`]`=1` (`LAB_INTERACTIVE=1
 //!   cargo test -p vm-tests --test acceptance NAME -- --nocapture`). A test
-//!   written with [`run_test`] that fails (error or panic) hands its still
-//!   running machine to [`Machine::interact`] before the VM is killed; a
-//!   [`Machine`] dropped while its thread panics does the same. Use `cargo
-//!   test` for this, not nextest: nextest gives tests no terminal on stdin.
+//!   written with [`run_test`](crate::run_test) that fails (error or panic)
+//!   hands its still running machine to [`Machine::interact`] before the VM
+//!   is killed; a [`Machine`] dropped while its thread panics does the same.
+//!   Use `cargo test` for this, not nextest: nextest gives tests no terminal
+//!   on stdin.
 
 use std::fmt;
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::panic::{self, AssertUnwindSafe};
 
-use crate::qemu::VmConfig;
-use crate::{Error, Machine};
+use crate::{Error, Machine, console};
 
 /// Environment variable: `1` makes failing tests open [`Machine::interact`].
 pub const INTERACTIVE_ENV: &str = "LAB_INTERACTIVE";
@@ -44,7 +44,8 @@ pub const DEFAULT_TAIL: usize = 20;
 
 /// Help text of the interactive mode.
 pub const HELP: &str = "  <shell command>     run it in the guest, print its exit status and output
-  :key KEY[-KEY..]    press a key or a chord (QMP send-key): :key a, :key ctrl-alt-delete
+  :key KEY[-KEY..]    press a key or a chord (QMP send-key): :key a, :key ctrl-alt-delete,
+                      :key ctrl-- (the key - is minus)
   :type TEXT          type TEXT on a US layout, one key press per character
   :down KEY, :up KEY  a key goes down and stays down / goes up (input-send-event)
   :irq [N]            the /proc/interrupts line of IRQ N (default 1)
@@ -162,8 +163,7 @@ pub fn enabled() -> bool {
 
 /// The last `n` lines of `text`.
 fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    console::last(&text.lines().collect::<Vec<_>>(), n).join("\n")
 }
 
 impl Machine {
@@ -279,58 +279,6 @@ impl Machine {
     }
 }
 
-/// Boots a machine from `config`, runs a test on it, and checks that the
-/// machine is still healthy at the end.
-///
-/// * On success the machine is shut down with [`Machine::shutdown`], which
-///   fails if the console reported a kernel panic, oops, `BUG:` or
-///   `WARNING:` at any time: every test ends with that check.
-/// * On failure (the test returned an error or panicked), if
-///   [`INTERACTIVE_ENV`]`=1`, the error is printed and the still running
-///   machine is handed to [`Machine::interact`]; then the VM is killed and
-///   the error returned (or the panic resumed).
-///
-/// ```no_run
-/// use vm_tests::{Artifacts, VmConfig, run_test};
-///
-/// # fn main() -> Result<(), vm_tests::Error> {
-/// run_test(VmConfig::from_artifacts(&Artifacts::from_env()?)?, |m| {
-///     m.succeed("test -d /sys/bus/acpi/devices/KBD0001:00")?;
-///     Ok::<_, vm_tests::Error>(())
-/// })
-/// # }
-/// ```
-pub fn run_test<T, E>(
-    config: VmConfig,
-    test: impl FnOnce(&mut Machine) -> Result<T, E>,
-) -> Result<T, E>
-where
-    E: From<Error> + fmt::Display,
-{
-    let mut machine = Machine::start(config)?;
-    let result = panic::catch_unwind(AssertUnwindSafe(|| test(&mut machine)));
-    match result {
-        Ok(Ok(value)) => {
-            machine.shutdown()?;
-            Ok(value)
-        }
-        Ok(Err(e)) => {
-            if enabled() {
-                say(&format!("vm-tests: test failed: {e:#}"));
-                interact_on_failure(&mut machine);
-            }
-            Err(e)
-        }
-        Err(payload) => {
-            if enabled() {
-                interact_on_failure(&mut machine);
-            }
-            drop(machine);
-            panic::resume_unwind(payload)
-        }
-    }
-}
-
 /// Hands a failed test's machine to the interactive mode.
 pub(crate) fn interact_on_failure(machine: &mut Machine) {
     say(&format!(
@@ -350,7 +298,7 @@ pub(crate) fn interact_on_failure(machine: &mut Machine) {
 
 /// Writes a line to the real stderr (`eprintln!` would be held back by the
 /// test harness's output capture until the test ends).
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let _ = writeln!(io::stderr(), "{line}");
 }
 

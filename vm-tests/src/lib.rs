@@ -40,7 +40,7 @@
 //! * [`artifacts`]: the `$LAB_ARTIFACTS` directory, cache and log directories;
 //! * [`qemu`]: the QEMU command line ([`VmConfig`]);
 //! * [`qmp`]: a small blocking QMP client (keys, quit);
-//! * [`machine`]: the running VM ([`Machine`]);
+//! * [`machine`]: the running VM ([`Machine`], [`run_test`]);
 //! * [`console`]: serial console log, line buffer and kernel-problem scanning;
 //! * [`channel`]: the host side of the ttyS1 command protocol;
 //! * [`interrupts`]: a `/proc/interrupts` parser;
@@ -50,7 +50,7 @@
 //! * [`asl`]: I/O and IRQ resources declared in ASL source (a test oracle);
 //! * [`ktap`]: a parser for the KTAP results KUnit prints;
 //! * [`scancodes`]: QEMU key names to PS/2 scan code set 1 (the test oracle);
-//! * [`interact`]: the interactive mode ([`Machine::interact`], [`run_test`],
+//! * [`interact`]: the interactive mode ([`Machine::interact`],
 //!   `LAB_INTERACTIVE=1`) for debugging a failing test.
 
 #![warn(missing_docs)]
@@ -71,12 +71,12 @@ pub mod machine;
 pub mod qemu;
 pub mod qmp;
 pub mod scancodes;
+mod wait;
 
 pub use accel::{Accel, AccelKind};
 pub use artifacts::Artifacts;
 pub use error::{Error, Result};
-pub use interact::run_test;
 pub use interrupts::{Interrupts, IrqLine};
-pub use machine::Machine;
+pub use machine::{Machine, run_test};
 pub use qemu::{ConsoleMode, MachineType, VmConfig};
 pub use qmp::QmpClient;

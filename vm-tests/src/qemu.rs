@@ -16,11 +16,11 @@
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::accel::{self, Accel};
-use crate::artifacts::{self, Artifacts};
+use crate::artifacts::Artifacts;
 use crate::{Error, Result};
 
 /// The kernel command line every VM starts with.
@@ -63,44 +63,40 @@ pub enum ConsoleMode {
     },
 }
 
-/// A VM description.
+/// A VM description, built with [`VmConfig::new`] (or
+/// [`VmConfig::from_artifacts`]) and the `with_*` methods.
 #[derive(Debug, Clone)]
 pub struct VmConfig {
     /// The QEMU binary (default `qemu-system-x86_64`, looked up in `PATH`).
-    pub qemu: PathBuf,
+    pub(crate) qemu: PathBuf,
     /// The kernel (`bzImage`).
-    pub kernel: PathBuf,
+    pub(crate) kernel: PathBuf,
     /// The initramfs.
-    pub initramfs: PathBuf,
+    pub(crate) initramfs: PathBuf,
     /// An ACPI table passed with `-acpitable file=` (the lab's SSDT).
-    pub ssdt: Option<PathBuf>,
+    pub(crate) ssdt: Option<PathBuf>,
     /// Extra kernel command line arguments, after [`BASE_CMDLINE`].
-    pub append: Vec<String>,
+    pub(crate) append: Vec<String>,
     /// Guest memory in MiB.
-    pub memory_mib: u32,
+    pub(crate) memory_mib: u32,
     /// Number of vCPUs.
-    pub cpus: u32,
+    pub(crate) cpus: u32,
     /// The machine type.
-    pub machine: MachineType,
+    pub(crate) machine: MachineType,
     /// The accelerator.
-    pub accel: Accel,
-    /// Open a display window (and a VGA card); keys typed into it reach the
-    /// guest's PS/2 keyboard. Without it, `-display none`.
-    pub gui: bool,
-    /// Where ttyS0 goes. [`Machine`](crate::Machine) always uses a log file
-    /// of its own and ignores this field.
-    pub console: ConsoleMode,
-    /// Directory of `qmp.sock` and `command.sock`. `None`: `Machine` uses a
-    /// fresh temporary directory, [`VmConfig::run_interactive`] uses
-    /// [`interactive_runtime_dir`].
-    pub runtime_dir: Option<PathBuf>,
+    pub(crate) accel: Accel,
+    /// Open a display window (and a VGA card)?
+    pub(crate) gui: bool,
+    /// Where ttyS0 goes.
+    pub(crate) console: ConsoleMode,
+    /// Directory of `qmp.sock` and `command.sock`, if not the default.
+    pub(crate) runtime_dir: Option<PathBuf>,
     /// Extra QEMU arguments, appended last.
-    pub extra_args: Vec<OsString>,
-    /// Name of the VM in log file names (default: the current test's name).
-    pub name: Option<String>,
-    /// How long [`Machine::start`](crate::Machine::start) waits for the
-    /// guest to become ready.
-    pub boot_timeout: Duration,
+    pub(crate) extra_args: Vec<OsString>,
+    /// Name of the VM in log file names.
+    pub(crate) name: Option<String>,
+    /// How long `Machine::start` waits for the guest to become ready.
+    pub(crate) boot_timeout: Duration,
 }
 
 impl VmConfig {
@@ -131,19 +127,27 @@ impl VmConfig {
     /// The lab VM from an artifact directory: its kernel, initramfs and
     /// SSDT (`acpi/ssdt.aml`), with the defaults of [`VmConfig::new`].
     pub fn from_artifacts(artifacts: &Artifacts) -> Result<Self> {
-        let mut config = Self::new(artifacts.kernel()?, artifacts.initramfs()?)?;
-        config.ssdt = Some(artifacts.ssdt()?);
-        Ok(config)
+        Ok(Self::new(artifacts.kernel()?, artifacts.initramfs()?)?
+            .with_ssdt(Some(artifacts.ssdt()?)))
     }
 
-    /// Adds kernel command line arguments (split on whitespace).
+    /// Uses another QEMU binary (default `qemu-system-x86_64`, looked up in
+    /// `PATH`).
+    pub fn with_qemu(mut self, qemu: impl Into<PathBuf>) -> Self {
+        self.qemu = qemu.into();
+        self
+    }
+
+    /// Adds kernel command line arguments (split on whitespace), after
+    /// [`BASE_CMDLINE`] and the arguments added before.
     pub fn with_append(mut self, args: &str) -> Self {
         self.append
             .extend(args.split_whitespace().map(str::to_owned));
         self
     }
 
-    /// Replaces the ACPI table (`None`: no SSDT at all).
+    /// Replaces the ACPI table passed with `-acpitable file=` (`None`: no
+    /// SSDT at all).
     pub fn with_ssdt(mut self, ssdt: Option<PathBuf>) -> Self {
         self.ssdt = ssdt;
         self
@@ -161,10 +165,61 @@ impl VmConfig {
         self
     }
 
+    /// Sets the number of vCPUs (at least 1).
+    pub fn with_cpus(mut self, cpus: u32) -> Self {
+        self.cpus = cpus;
+        self
+    }
+
+    /// Sets the accelerator (e.g. from [`accel::choose`]).
+    pub fn with_accel(mut self, accel: Accel) -> Self {
+        self.accel = accel;
+        self
+    }
+
+    /// Opens a display window (and a VGA card): keys typed into it reach the
+    /// guest's PS/2 keyboard. Without it, `-display none`.
+    pub fn with_gui(mut self, gui: bool) -> Self {
+        self.gui = gui;
+        self
+    }
+
+    /// Sets where ttyS0 goes. [`Machine`](crate::Machine) always uses a log
+    /// file of its own and ignores this.
+    pub fn with_console(mut self, console: ConsoleMode) -> Self {
+        self.console = console;
+        self
+    }
+
+    /// Puts `qmp.sock` and `command.sock` into `dir`. Without it,
+    /// [`Machine`](crate::Machine) uses a fresh temporary directory.
+    pub fn with_runtime_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runtime_dir = Some(dir.into());
+        self
+    }
+
+    /// Adds QEMU arguments, appended after all others.
+    pub fn with_extra_args(mut self, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+        self.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
     /// Names the VM in log file names (default: the current test's name).
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
+    }
+
+    /// Sets how long [`Machine::start`](crate::Machine::start) waits for the
+    /// guest to become ready (default 120 s).
+    pub fn with_boot_timeout(mut self, timeout: Duration) -> Self {
+        self.boot_timeout = timeout;
+        self
+    }
+
+    /// The accelerator this VM will run with.
+    pub fn accel(&self) -> &Accel {
+        &self.accel
     }
 
     /// The full kernel command line.
@@ -187,21 +242,34 @@ impl VmConfig {
         runtime_dir.join(COMMAND_SOCKET)
     }
 
-    /// The QEMU arguments (without the program) for sockets in `runtime_dir`.
-    ///
-    /// In [`ConsoleMode::LogFile`] mode QEMU waits for a client on the
-    /// command socket before it starts the guest (`wait=on`), so nothing
-    /// the guest says is lost; in [`ConsoleMode::Stdio`] mode it does not.
+    /// The QEMU arguments (without the program) for sockets in
+    /// `runtime_dir`: the parts below, in this order, then the extra
+    /// arguments.
     pub fn args(&self, runtime_dir: &Path) -> Result<Vec<OsString>> {
-        let qmp = Self::qmp_socket(runtime_dir);
-        let cmd = Self::command_socket(runtime_dir);
-        for path in [&qmp, &cmd] {
+        self.check(runtime_dir)?;
+        Ok([
+            self.machine_args(),
+            self.kernel_args(),
+            self.acpi_args(),
+            self.display_args(),
+            qmp_args(&Self::qmp_socket(runtime_dir)),
+            self.console_args(),
+            self.channel_args(&Self::command_socket(runtime_dir)),
+            self.extra_args.clone(),
+        ]
+        .concat())
+    }
+
+    /// Fails on what QEMU or the kernel would reject less clearly: socket
+    /// paths beyond `sun_path`, too little memory, no CPU.
+    fn check(&self, runtime_dir: &Path) -> Result<()> {
+        for path in [
+            Self::qmp_socket(runtime_dir),
+            Self::command_socket(runtime_dir),
+        ] {
             let len = path.as_os_str().len();
             if len > 107 {
-                return Err(Error::SocketPathTooLong {
-                    path: path.clone(),
-                    len,
-                });
+                return Err(Error::SocketPathTooLong { path, len });
             }
         }
         if self.memory_mib < 64 {
@@ -213,85 +281,107 @@ impl VmConfig {
         if self.cpus == 0 {
             return Err(Error::Config("at least one CPU is needed".into()));
         }
-        let mut a: Vec<OsString> = Vec::new();
-        let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-        push(&[
+        Ok(())
+    }
+
+    /// The bare machine: no default devices or config files, no reboot (a
+    /// panicking guest ends QEMU), machine type, accelerator, memory, CPUs.
+    fn machine_args(&self) -> Vec<OsString> {
+        let mut a = os_args(&[
             "-name",
             "rust-kbd-lab",
             "-nodefaults",
             "-no-user-config",
             "-no-reboot",
+            "-machine",
+            self.machine.name(),
         ]);
-        push(&["-machine", self.machine.name()]);
-        for arg in self.accel.qemu_args() {
-            push(&[&arg]);
-        }
-        push(&[
+        a.extend(self.accel.qemu_args().into_iter().map(OsString::from));
+        a.extend(os_args(&[
             "-m",
             &self.memory_mib.to_string(),
             "-smp",
             &self.cpus.to_string(),
-        ]);
-        a.push("-kernel".into());
-        a.push(self.kernel.clone().into_os_string());
-        a.push("-initrd".into());
-        a.push(self.initramfs.clone().into_os_string());
-        a.push("-append".into());
-        a.push(self.kernel_cmdline().into());
-        if let Some(ssdt) = &self.ssdt {
-            a.push("-acpitable".into());
-            a.push(opt_path("file=", ssdt));
+        ]));
+        a
+    }
+
+    /// Direct kernel boot: kernel, initramfs, [`VmConfig::kernel_cmdline`].
+    fn kernel_args(&self) -> Vec<OsString> {
+        vec![
+            "-kernel".into(),
+            self.kernel.clone().into_os_string(),
+            "-initrd".into(),
+            self.initramfs.clone().into_os_string(),
+            "-append".into(),
+            self.kernel_cmdline().into(),
+        ]
+    }
+
+    /// The SSDT, if any, as an extra ACPI table.
+    fn acpi_args(&self) -> Vec<OsString> {
+        match &self.ssdt {
+            Some(ssdt) => vec!["-acpitable".into(), opt("file=", ssdt, "")],
+            None => Vec::new(),
         }
+    }
+
+    /// With a GUI a VGA card and QEMU's default display, else neither.
+    fn display_args(&self) -> Vec<OsString> {
         if self.gui {
-            a.extend(["-vga", "std"].map(OsString::from));
+            os_args(&["-vga", "std"])
         } else {
-            a.extend(["-vga", "none", "-display", "none"].map(OsString::from));
+            os_args(&["-vga", "none", "-display", "none"])
         }
-        // QMP.
-        a.push("-chardev".into());
-        a.push(join_opt(
-            &["socket,id=qmp0,path="],
-            &qmp,
-            ",server=on,wait=off",
-        ));
-        a.extend(["-mon", "chardev=qmp0,mode=control"].map(OsString::from));
-        // ttyS0: the console.
-        let interactive = match &self.console {
-            ConsoleMode::LogFile(path) => {
-                a.push("-chardev".into());
-                a.push(join_opt(&["file,id=con0,path="], path, ""));
-                a.extend(["-serial", "chardev:con0"].map(OsString::from));
-                false
-            }
+    }
+
+    /// ttyS0, the console: a log file, or stdio multiplexed with the QEMU
+    /// monitor (optionally copied into a log file).
+    fn console_args(&self) -> Vec<OsString> {
+        match &self.console {
+            ConsoleMode::LogFile(path) => vec![
+                "-chardev".into(),
+                opt("file,id=con0,path=", path, ""),
+                "-serial".into(),
+                "chardev:con0".into(),
+            ],
             ConsoleMode::Stdio { log } => {
-                a.push("-chardev".into());
-                a.push(match log {
-                    Some(log) => join_opt(&["stdio,id=con0,mux=on,signal=off,logfile="], log, ""),
+                let chardev = match log {
+                    Some(log) => opt("stdio,id=con0,mux=on,signal=off,logfile=", log, ""),
                     None => "stdio,id=con0,mux=on,signal=off".into(),
-                });
-                a.extend(
-                    [
-                        "-serial",
-                        "chardev:con0",
-                        "-mon",
-                        "chardev=con0,mode=readline",
-                    ]
-                    .map(OsString::from),
-                );
-                true
+                };
+                let mut a = vec!["-chardev".into(), chardev];
+                a.extend(os_args(&[
+                    "-serial",
+                    "chardev:con0",
+                    "-mon",
+                    "chardev=con0,mode=readline",
+                ]));
+                a
             }
+        }
+    }
+
+    /// ttyS1, the command channel: a unix socket server at `path`.
+    ///
+    /// With the console in a log file (tests) QEMU waits for a client on it
+    /// before it starts the guest (`wait=on`), so nothing the guest says is
+    /// lost; with the console on stdio (interactive) it does not.
+    fn channel_args(&self, path: &Path) -> Vec<OsString> {
+        let wait = match self.console {
+            ConsoleMode::LogFile(_) => "on",
+            ConsoleMode::Stdio { .. } => "off",
         };
-        // ttyS1: the command channel.
-        a.push("-chardev".into());
-        let wait = if interactive { "off" } else { "on" };
-        a.push(join_opt(
-            &["socket,id=cmd0,path="],
-            &cmd,
-            &format!(",server=on,wait={wait}"),
-        ));
-        a.extend(["-serial", "chardev:cmd0"].map(OsString::from));
-        a.extend(self.extra_args.iter().cloned());
-        Ok(a)
+        vec![
+            "-chardev".into(),
+            opt(
+                "socket,id=cmd0,path=",
+                path,
+                &format!(",server=on,wait={wait}"),
+            ),
+            "-serial".into(),
+            "chardev:cmd0".into(),
+        ]
     }
 
     /// The QEMU command for sockets in `runtime_dir`.
@@ -315,51 +405,6 @@ impl VmConfig {
         }
         Ok(line)
     }
-
-    /// Runs the VM in the foreground with the console on this terminal
-    /// (`cargo xtask vm`) and returns QEMU's exit status.
-    ///
-    /// Sockets go to `runtime_dir` or [`interactive_runtime_dir`]; the QMP
-    /// socket there is what `cargo xtask keys` talks to. Fails if a VM
-    /// already answers on that QMP socket. Prints the accelerator and why.
-    pub fn run_interactive(&self) -> Result<ExitStatus> {
-        let runtime_dir = self
-            .runtime_dir
-            .clone()
-            .unwrap_or_else(interactive_runtime_dir);
-        std::fs::create_dir_all(&runtime_dir)
-            .map_err(|e| Error::io(format!("creating {}", runtime_dir.display()), e))?;
-        let qmp = Self::qmp_socket(&runtime_dir);
-        if std::os::unix::net::UnixStream::connect(&qmp).is_ok() {
-            return Err(Error::Config(format!(
-                "another lab VM is running (its QMP socket {} answers); stop it first",
-                qmp.display()
-            )));
-        }
-        for stale in [qmp.clone(), Self::command_socket(&runtime_dir)] {
-            let _ = std::fs::remove_file(stale);
-        }
-        let mut config = self.clone();
-        if let ConsoleMode::LogFile(_) = config.console {
-            config.console = ConsoleMode::Stdio { log: None };
-        }
-        eprintln!("vm: accelerator {}", config.accel);
-        eprintln!("vm: QMP socket {} (cargo xtask keys)", qmp.display());
-        eprintln!("vm: Ctrl-A X quits QEMU, Ctrl-A C switches to the QEMU monitor");
-        let status = config
-            .command(&runtime_dir)?
-            .status()
-            .map_err(|e| spawn_error(&config.qemu, e))?;
-        for stale in [qmp, Self::command_socket(&runtime_dir)] {
-            let _ = std::fs::remove_file(stale);
-        }
-        Ok(status)
-    }
-}
-
-/// The runtime directory of `cargo xtask vm`: `<cache>/vm`.
-pub fn interactive_runtime_dir() -> PathBuf {
-    artifacts::cache_dir().join("vm")
 }
 
 /// Makes the child get SIGKILL when the thread that spawned it dies.
@@ -398,16 +443,26 @@ pub(crate) fn spawn_error(qemu: &Path, e: std::io::Error) -> Error {
     Error::io(format!("cannot start {}{hint}", qemu.display()), e)
 }
 
+/// QMP: a unix socket server at `path` (not waited for) on a control monitor.
+fn qmp_args(path: &Path) -> Vec<OsString> {
+    vec![
+        "-chardev".into(),
+        opt("socket,id=qmp0,path=", path, ",server=on,wait=off"),
+        "-mon".into(),
+        "chardev=qmp0,mode=control".into(),
+    ]
+}
+
+fn os_args(items: &[&str]) -> Vec<OsString> {
+    items.iter().map(OsString::from).collect()
+}
+
 /// `prefix` + path with QEMU option escaping (`,` doubled) + `suffix`.
-fn join_opt(prefix: &[&str], path: &Path, suffix: &str) -> OsString {
-    let mut s = OsString::from(prefix.concat());
+fn opt(prefix: &str, path: &Path, suffix: &str) -> OsString {
+    let mut s = OsString::from(prefix);
     s.push(escape_opt(path));
     s.push(suffix);
     s
-}
-
-fn opt_path(prefix: &str, path: &Path) -> OsString {
-    join_opt(&[prefix], path, "")
 }
 
 fn escape_opt(path: &Path) -> OsString {
@@ -458,6 +513,13 @@ mod tests {
         }
     }
 
+    fn kvm() -> Accel {
+        Accel {
+            kind: AccelKind::Kvm,
+            reason: "test".into(),
+        }
+    }
+
     fn args(c: &VmConfig) -> Vec<String> {
         c.args(Path::new("/run/x"))
             .unwrap()
@@ -472,6 +534,121 @@ mod tests {
             .filter(|w| w[0] == flag)
             .map(|w| w[1].as_str())
             .collect()
+    }
+
+    /// The whole argument list of a test VM, pinned: refactoring `args()`
+    /// must not change a single argument or their order.
+    #[test]
+    fn full_command_line_of_a_test_vm() {
+        assert_eq!(
+            args(&config()),
+            [
+                "-name",
+                "rust-kbd-lab",
+                "-nodefaults",
+                "-no-user-config",
+                "-no-reboot",
+                "-machine",
+                "pc",
+                "-accel",
+                "tcg",
+                "-m",
+                "256",
+                "-smp",
+                "1",
+                "-kernel",
+                "/a/bzImage",
+                "-initrd",
+                "/a/initramfs.cpio.gz",
+                "-append",
+                "console=ttyS0 panic=-1 lab.nomodule",
+                "-acpitable",
+                "file=/a/acpi/ssdt,,1.aml",
+                "-vga",
+                "none",
+                "-display",
+                "none",
+                "-chardev",
+                "socket,id=qmp0,path=/run/x/qmp.sock,server=on,wait=off",
+                "-mon",
+                "chardev=qmp0,mode=control",
+                "-chardev",
+                "file,id=con0,path=/logs/t.console.log",
+                "-serial",
+                "chardev:con0",
+                "-chardev",
+                "socket,id=cmd0,path=/run/x/command.sock,server=on,wait=on",
+                "-serial",
+                "chardev:cmd0",
+            ]
+        );
+    }
+
+    /// The whole argument list of an interactive VM with every option set,
+    /// pinned like [`full_command_line_of_a_test_vm`].
+    #[test]
+    fn full_command_line_of_an_interactive_vm() {
+        let mut c = config()
+            .with_ssdt(None)
+            .with_memory(512)
+            .with_cpus(2)
+            .with_machine(MachineType::Q35)
+            .with_accel(kvm())
+            .with_gui(true)
+            .with_console(ConsoleMode::Stdio {
+                log: Some("/l/vm,1.log".into()),
+            })
+            .with_extra_args(["-s", "-S"]);
+        c.append.clear();
+        assert_eq!(
+            args(&c),
+            [
+                "-name",
+                "rust-kbd-lab",
+                "-nodefaults",
+                "-no-user-config",
+                "-no-reboot",
+                "-machine",
+                "q35",
+                "-accel",
+                "kvm",
+                "-cpu",
+                "host",
+                "-m",
+                "512",
+                "-smp",
+                "2",
+                "-kernel",
+                "/a/bzImage",
+                "-initrd",
+                "/a/initramfs.cpio.gz",
+                "-append",
+                "console=ttyS0 panic=-1",
+                "-vga",
+                "std",
+                "-chardev",
+                "socket,id=qmp0,path=/run/x/qmp.sock,server=on,wait=off",
+                "-mon",
+                "chardev=qmp0,mode=control",
+                "-chardev",
+                "stdio,id=con0,mux=on,signal=off,logfile=/l/vm,,1.log",
+                "-serial",
+                "chardev:con0",
+                "-mon",
+                "chardev=con0,mode=readline",
+                "-chardev",
+                "socket,id=cmd0,path=/run/x/command.sock,server=on,wait=off",
+                "-serial",
+                "chardev:cmd0",
+                "-s",
+                "-S",
+            ]
+        );
+        let c = c.with_console(ConsoleMode::Stdio { log: None });
+        assert_eq!(
+            after(&args(&c), "-chardev")[1],
+            "stdio,id=con0,mux=on,signal=off"
+        );
     }
 
     #[test]
@@ -503,17 +680,14 @@ mod tests {
 
     #[test]
     fn interactive_and_gui() {
-        let mut c = config();
-        c.console = ConsoleMode::Stdio {
-            log: Some("/l/vm.log".into()),
-        };
-        c.gui = true;
-        c.ssdt = None;
-        c.machine = MachineType::Q35;
-        c.accel = Accel {
-            kind: AccelKind::Kvm,
-            reason: "test".into(),
-        };
+        let c = config()
+            .with_console(ConsoleMode::Stdio {
+                log: Some("/l/vm.log".into()),
+            })
+            .with_gui(true)
+            .with_ssdt(None)
+            .with_machine(MachineType::Q35)
+            .with_accel(kvm());
         let a = args(&c);
         assert!(!a.contains(&"-acpitable".to_owned()));
         assert!(
@@ -552,13 +726,19 @@ mod tests {
             c.args(&long),
             Err(Error::SocketPathTooLong { .. })
         ));
-        let line = config().command_line(Path::new("/run/x")).unwrap();
+        let line = config()
+            .with_qemu("/opt/qemu/bin/qemu-system-x86_64")
+            .command_line(Path::new("/run/x"))
+            .unwrap();
         assert!(
             line.contains("-append 'console=ttyS0 panic=-1 lab.nomodule'"),
             "{line}"
         );
-        let mut bad = config();
-        bad.cpus = 0;
-        assert!(bad.args(Path::new("/r")).is_err());
+        assert!(
+            line.starts_with("/opt/qemu/bin/qemu-system-x86_64 -name "),
+            "{line}"
+        );
+        assert!(config().with_cpus(0).args(Path::new("/r")).is_err());
+        assert!(config().with_memory(32).args(Path::new("/r")).is_err());
     }
 }

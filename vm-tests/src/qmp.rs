@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+use std::convert::Infallible;
 use std::io::{self, BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use qapi::qmp::{
 };
 use qapi::{ExecuteError, Qmp, Stream};
 
+use crate::wait::{PAUSE, retry};
 use crate::{Error, Result};
 
 /// How long one QMP command may take before the client gives up.
@@ -54,6 +56,48 @@ pub fn qkeycode(name: &str) -> Result<QKeyCode> {
         .map_err(|()| Error::UnknownKey(name.to_owned()))
 }
 
+/// Parses a key chord: QEMU key names ([`qkeycode`]) joined with `-`,
+/// pressed together (`"a"`, `"ret"`, `"ctrl-alt-delete"`: one chord of three
+/// keys). `cargo xtask keys`, [`Machine::send_key`](crate::Machine::send_key)
+/// and `:key` of the interactive mode all read chords this way.
+///
+/// The key `-` is QEMU's `minus`, and `-` may stand for it wherever a key
+/// name stands: a lone `"-"` is `minus`, `"ctrl--"` is ctrl and minus,
+/// `"--a"` is minus and a, `"a---b"` is a, minus and b. Anything else
+/// with an empty key name (`""`, `"a-"`, `"--"`) or with a `-` key not
+/// followed by a separator or the end (`"-a"`, `"a--b"`) is an
+/// [`Error::InvalidChord`]; unknown names are an [`Error::UnknownKey`].
+pub fn parse_chord(spec: &str) -> Result<Vec<&str>> {
+    let invalid = |reason| Error::InvalidChord {
+        spec: spec.to_owned(),
+        reason,
+    };
+    let mut keys = Vec::new();
+    let mut rest = spec;
+    loop {
+        // A key: `-` (minus), or a name up to the next separator.
+        let (key, after) = match rest.strip_prefix('-') {
+            Some(after) => ("minus", after),
+            None => rest.split_at(rest.find('-').unwrap_or(rest.len())),
+        };
+        if key.is_empty() {
+            return Err(invalid("a key name is empty"));
+        }
+        qkeycode(key)?;
+        keys.push(key);
+        // Then the end, or a separator and the next key.
+        match after.strip_prefix('-') {
+            Some(next) => rest = next,
+            None if after.is_empty() => return Ok(keys),
+            None => {
+                return Err(invalid(
+                    "the key - must be followed by a separator - or the end",
+                ));
+            }
+        }
+    }
+}
+
 /// The chords that type `text` on a US layout (`"Hi"` ->
 /// `[["shift", "h"], ["i"]]`), or [`Error::UnsupportedChar`].
 pub fn text_chords(text: &str) -> Result<Vec<Vec<&'static str>>> {
@@ -71,26 +115,22 @@ impl QmpClient {
     /// socket does not exist or refuses (QEMU still starting), then performs
     /// the handshake.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Self> {
-        let deadline = Instant::now() + timeout;
-        let stream = loop {
-            match UnixStream::connect(path) {
-                Ok(s) => break s,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => {
-                    return Err(Error::io(
-                        format!(
-                            "cannot connect to the QMP socket {} within {:.1} s (is the VM running?)",
-                            path.display(),
-                            timeout.as_secs_f64()
-                        ),
-                        e,
-                    ));
-                }
-            }
-        };
+        let Ok(connected) = retry(
+            &mut (),
+            Instant::now() + timeout,
+            |_| std::thread::sleep(PAUSE),
+            |_| Ok::<_, Infallible>(UnixStream::connect(path)),
+        );
+        let stream = connected.map_err(|e| {
+            Error::io(
+                format!(
+                    "cannot connect to the QMP socket {} within {:.1} s (is the VM running?)",
+                    path.display(),
+                    timeout.as_secs_f64()
+                ),
+                e,
+            )
+        })?;
         Self::from_stream(stream, path)
     }
 
@@ -268,6 +308,28 @@ mod tests {
         assert!(qkeycode("a").is_ok());
         assert!(qkeycode("kp_enter").is_ok());
         assert!(matches!(qkeycode("enter"), Err(Error::UnknownKey(k)) if k == "enter"));
+    }
+
+    #[test]
+    fn chords() {
+        let ok = |spec| parse_chord(spec).unwrap_or_else(|e| panic!("{spec:?}: {e}"));
+        assert_eq!(ok("a"), ["a"]);
+        assert_eq!(ok("ctrl-alt-delete"), ["ctrl", "alt", "delete"]);
+        assert_eq!(ok("-"), ["minus"]);
+        assert_eq!(ok("minus"), ["minus"]);
+        assert_eq!(ok("ctrl--"), ["ctrl", "minus"]);
+        assert_eq!(ok("shift-minus"), ["shift", "minus"]);
+        assert_eq!(ok("--a"), ["minus", "a"]);
+        assert_eq!(ok("a---b"), ["a", "minus", "b"]);
+        for spec in ["", "a-", "--", "ctrl---", "-a", "a--b", "ctrl-"] {
+            assert!(
+                matches!(parse_chord(spec), Err(Error::InvalidChord { .. })),
+                "{spec:?}: {:?}",
+                parse_chord(spec)
+            );
+        }
+        assert!(matches!(parse_chord("ctrl-enter"), Err(Error::UnknownKey(k)) if k == "enter"));
+        assert!(matches!(parse_chord(" a"), Err(Error::UnknownKey(_))));
     }
 
     /// A fake QMP server: checks the wire format of the commands.

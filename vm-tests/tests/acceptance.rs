@@ -633,7 +633,7 @@ done
 echo "cycles: $((i - 1))"
 "#
         );
-        let out = m.succeed_with_timeout(&script, Duration::from_secs(120))?;
+        let out = m.succeed_within(&script, Duration::from_secs(120))?;
         ensure!(out.trim() == format!("cycles: {CYCLES}"), "{out}");
 
         let log = m.kernel_log()?;

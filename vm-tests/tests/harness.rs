@@ -58,7 +58,7 @@ fn succeed_fail_and_timeouts() -> Result<()> {
 
     // A hung command times out, and the channel keeps working after it.
     let t = Instant::now();
-    let r = m.execute_with_timeout("sleep 30", Duration::from_secs(2));
+    let r = m.execute_within("sleep 30", Duration::from_secs(2));
     ensure!(
         matches!(r, Err(Error::Timeout { .. })),
         "sleep 30 with a 2 s timeout gave {r:?}"

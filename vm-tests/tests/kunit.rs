@@ -105,8 +105,7 @@ fn rust_kunit_suites_pass() -> Result<()> {
     let artifacts = Artifacts::from_env()?;
     let kernel = artifacts.kunit_kernel()?;
     let initramfs = artifacts.kunit_initramfs()?;
-    let mut config = VmConfig::new(kernel, initramfs)?;
-    config.boot_timeout = BOOT_TIMEOUT;
+    let config = VmConfig::new(kernel, initramfs)?.with_boot_timeout(BOOT_TIMEOUT);
 
     let ktap = run_test(config, |m| -> Result<Ktap> {
         // `Machine::start` returned after /init printed LAB-INIT-READY, which

@@ -231,7 +231,8 @@ pub struct KeysArgs {
     /// Type this text (one key press per character).
     #[arg(long)]
     pub text: Option<String>,
-    /// Keys to press, QEMU names (a, ret, up, ctrl_r); a-b-c is one chord.
+    /// Keys to press, QEMU names (a, ret, up, ctrl_r); a-b-c is one chord,
+    /// a lone `-` is the minus key (`ctrl--` is ctrl and minus).
     pub keys: Vec<String>,
 }
 

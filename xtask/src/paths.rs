@@ -72,6 +72,11 @@ impl Cache {
     pub fn artifacts(&self) -> PathBuf {
         self.root.join("artifacts")
     }
+    /// The runtime directory of `cargo xtask vm`: its QMP socket, which
+    /// `cargo xtask keys` talks to.
+    pub fn vm_runtime(&self) -> PathBuf {
+        self.root.join("vm")
+    }
     /// Build and VM logs.
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")

@@ -31,10 +31,9 @@ fn boot_to_bound(artifacts: &std::path::Path, runs: usize) -> Result<()> {
     let probe = Regex::new(r"\[\s*(\d+\.\d+)\] rust_keyboard KBD0001:00: probed")?;
     let mut samples = Vec::new();
     for i in 0..runs {
-        let mut config = VmConfig::from_artifacts(&artifacts)?;
-        config.name = Some(format!("bench-boot-{i}"));
+        let config = VmConfig::from_artifacts(&artifacts)?.with_name(format!("bench-boot-{i}"));
         if i == 0 {
-            eprintln!("bench: accelerator {}", config.accel);
+            eprintln!("bench: accelerator {}", config.accel());
         }
         let start = Instant::now();
         let mut m = Machine::start(config)?;

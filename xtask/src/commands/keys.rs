@@ -2,6 +2,7 @@
 //! `cargo xtask vm`, over its QMP socket.
 
 use crate::cli::KeysArgs;
+use crate::paths::Cache;
 use anyhow::{Context, Result, bail};
 use std::time::Duration;
 
@@ -10,18 +11,18 @@ const KEY_HOLD: Duration = Duration::from_millis(30);
 
 /// Presses the chords of `args`, then types its text.
 pub fn run(args: &KeysArgs) -> Result<()> {
-    let socket = args.qmp.clone().unwrap_or_else(|| {
-        vm_tests::VmConfig::qmp_socket(&vm_tests::qemu::interactive_runtime_dir())
-    });
-    let chords: Vec<Vec<&str>> = args.keys.iter().map(|k| k.split('-').collect()).collect();
-    if chords.is_empty() && args.text.is_none() {
+    let socket = match &args.qmp {
+        Some(socket) => socket.clone(),
+        None => vm_tests::VmConfig::qmp_socket(&Cache::from_env()?.vm_runtime()),
+    };
+    if args.keys.is_empty() && args.text.is_none() {
         bail!("nothing to press: give key names (a, ret, up, ctrl-alt-delete) or --text");
     }
-    for chord in &chords {
-        for key in chord {
-            vm_tests::qmp::qkeycode(key)?;
-        }
-    }
+    let chords = args
+        .keys
+        .iter()
+        .map(|k| vm_tests::qmp::parse_chord(k))
+        .collect::<Result<Vec<_>, _>>()?;
     let text_chords = vm_tests::qmp::text_chords(args.text.as_deref().unwrap_or_default())?;
     let mut qmp =
         vm_tests::QmpClient::connect(&socket, Duration::from_secs(5)).with_context(|| {

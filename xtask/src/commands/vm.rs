@@ -1,39 +1,45 @@
-//! `cargo xtask vm` (and `nix run .#vm`): boots the lab's VM with the
-//! console on this terminal.
+//! `cargo xtask vm` (and `nix run .#vm`): boots the lab's VM in the
+//! foreground with the console on this terminal and its QMP socket in the
+//! cache, where `cargo xtask keys` finds it.
 
 use crate::cli::VmArgs;
+use crate::exec;
 use crate::paths::Cache;
 use anyhow::{Context, Result, bail};
+use std::path::Path;
 use vm_tests::{Artifacts, ConsoleMode, MachineType, VmConfig};
 
 /// Builds if needed, then boots.
 pub fn run(args: &VmArgs) -> Result<()> {
     let dir = super::artifacts(args.no_build, &args.build, false)?;
     let artifacts = Artifacts::from_dir(&dir)?;
-    let mut config = VmConfig::new(artifacts.kernel()?, artifacts.initramfs()?)?;
-    config.ssdt = match (&args.ssdt, args.no_ssdt) {
+    let ssdt = match (&args.ssdt, args.no_ssdt) {
         (_, true) => None,
         (Some(file), false) => Some(file.clone()),
         (None, false) => Some(artifacts.ssdt()?),
     };
-    config.accel = vm_tests::accel::choose(args.accel.as_deref())?;
-    config.machine = match args.machine.as_str() {
+    let machine = match args.machine.as_str() {
         "pc" => MachineType::Pc,
         "q35" => MachineType::Q35,
         other => bail!("unknown machine type {other:?}: use pc or q35"),
     };
-    config.memory_mib = args.memory;
-    config.gui = args.gui;
-    let mut config = config.with_append(&args.append);
+    let cache = Cache::from_env()?;
     // Every path the lab writes to is created by the lab: the log directory
     // may not exist yet (`--no-build`, `nix run .#vm` on a fresh machine).
-    let logs = Cache::from_env()?.logs();
+    let logs = cache.logs();
     std::fs::create_dir_all(&logs)
         .with_context(|| format!("cannot create the log directory {}", logs.display()))?;
     let log = logs.join("vm-console.log");
-    config.console = ConsoleMode::Stdio {
-        log: Some(log.clone()),
-    };
+    let config = VmConfig::new(artifacts.kernel()?, artifacts.initramfs()?)?
+        .with_ssdt(ssdt)
+        .with_accel(vm_tests::accel::choose(args.accel.as_deref())?)
+        .with_machine(machine)
+        .with_memory(args.memory)
+        .with_gui(args.gui)
+        .with_append(&args.append)
+        .with_console(ConsoleMode::Stdio {
+            log: Some(log.clone()),
+        });
     eprintln!(
         "vm: booting {} (console log: {})",
         dir.display(),
@@ -44,9 +50,37 @@ pub fn run(args: &VmArgs) -> Result<()> {
             "vm: press keys on the VM's PS/2 keyboard with `cargo xtask keys a b c` (or --gui)"
         );
     }
-    let status = config.run_interactive()?;
+    let status = run_in_foreground(&config, &cache.vm_runtime())?;
     if !status.success() {
         bail!("QEMU exited with {status}");
     }
     Ok(())
+}
+
+/// Runs QEMU with the terminal as its console and its sockets in
+/// `runtime_dir`, and returns its exit status. Fails if a VM already
+/// answers on that QMP socket; stale sockets are removed before and after.
+fn run_in_foreground(config: &VmConfig, runtime_dir: &Path) -> Result<std::process::ExitStatus> {
+    std::fs::create_dir_all(runtime_dir)
+        .with_context(|| format!("cannot create {}", runtime_dir.display()))?;
+    let qmp = VmConfig::qmp_socket(runtime_dir);
+    if std::os::unix::net::UnixStream::connect(&qmp).is_ok() {
+        bail!(
+            "another lab VM is running (its QMP socket {} answers); stop it first",
+            qmp.display()
+        );
+    }
+    let sockets = [qmp.clone(), VmConfig::command_socket(runtime_dir)];
+    let remove_stale = || {
+        for stale in &sockets {
+            let _ = std::fs::remove_file(stale);
+        }
+    };
+    remove_stale();
+    eprintln!("vm: accelerator {}", config.accel());
+    eprintln!("vm: QMP socket {} (cargo xtask keys)", qmp.display());
+    eprintln!("vm: Ctrl-A X quits QEMU, Ctrl-A C switches to the QEMU monitor");
+    let status = exec::run_attached(&mut config.command(runtime_dir)?);
+    remove_stale();
+    status
 }

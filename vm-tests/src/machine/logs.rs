@@ -1,0 +1,76 @@
+//! The serial console, the kernel log and the harness log of a machine.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::{Machine, SLICE};
+use crate::Result;
+
+impl Machine {
+    /// The serial console log of this VM (written by QEMU, kept after the test).
+    pub fn console_log_path(&self) -> &Path {
+        self.console.path()
+    }
+
+    /// The harness log: QEMU command line and stderr, commands and results.
+    pub fn harness_log_path(&self) -> &Path {
+        &self.harness_log_path
+    }
+
+    /// Everything the console printed so far.
+    pub fn console_text(&self) -> String {
+        self.console.with(|b| b.text())
+    }
+
+    /// The last `n` console lines, formatted for messages.
+    pub fn console_tail(&self, n: usize) -> String {
+        self.console.tail(n)
+    }
+
+    /// Waits until a console line matches `regex` and returns that line.
+    ///
+    /// Lines are consumed: the search starts after the line matched by the
+    /// previous call (the unterminated last line, e.g. a prompt, is matched
+    /// too but not consumed).
+    pub fn wait_for_console_text(&mut self, regex: &str, timeout: Duration) -> Result<String> {
+        let re = Regex::new(regex)?;
+        self.wait_until(
+            &format!("console text matching /{regex}/"),
+            timeout,
+            |m| m.console.wait_for_output(SLICE),
+            |m| {
+                let cursor = m.console_cursor;
+                let found = m.console.with(|b| {
+                    let lines = b.lines();
+                    if let Some(i) = lines.iter().skip(cursor).position(|l| re.is_match(l)) {
+                        return Some((cursor + i + 1, lines[cursor + i].clone()));
+                    }
+                    let partial = b.partial_line();
+                    re.is_match(&partial).then_some((cursor, partial))
+                });
+                Ok(found.map(|(next, line)| {
+                    m.console_cursor = next;
+                    line
+                }))
+            },
+        )
+    }
+
+    /// The kernel log (`dmesg`).
+    pub fn kernel_log(&mut self) -> Result<String> {
+        self.succeed("dmesg")
+    }
+
+    /// Appends a timestamped line to the harness log.
+    pub(super) fn log(&self, message: &str) {
+        let mut f = &self.harness_log;
+        let _ = writeln!(
+            f,
+            "[{:9.3}] {message}",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
