@@ -13,40 +13,62 @@
     crane,
     ...
   }: let
+    inherit (nixpkgs) lib;
+    # The pinned crane dropped compatibility with older Nix (its CHANGELOG,
+    # "dropped compatibility for Nix versions below 2.31.2"); it does not
+    # check, so the flake does.
+    minimumNixVersion = "2.31.2";
     # x86_64-linux only. aarch64 is not supported: the driver does x86 port
     # I/O (the i8042 at 0x60/0x64) and the lab boots qemu-system-x86_64.
     systems = ["x86_64-linux"];
-    labs = nixpkgs.lib.genAttrs systems (system:
+    labs = lib.genAttrs systems (system:
       import ./nix {
         pkgs = nixpkgs.legacyPackages.${system};
         inherit crane;
       });
     forAllSystems = f: builtins.mapAttrs (_: f) labs;
-  in {
-    packages = forAllSystems (lab: {
-      inherit (lab) kernel module ssdt initramfs vm;
-      rust-analyzer-project = lab.rustAnalyzerProject;
-      # The artifact directory: LAB_ARTIFACTS=$(nix build --print-out-paths).
-      default = lab.artifacts;
-    });
+    # Every kernel of kernel/kernels.toml but the lab's own, whose pieces are
+    # the unsuffixed packages: kernel-kunit, module-kunit, initramfs-kunit...
+    otherKernels = lab:
+      lib.concatMapAttrs (name: set:
+        lib.optionalAttrs (name != "lab") {
+          "kernel-${name}" = set.kernel;
+          "module-${name}" = set.module;
+          "initramfs-${name}" = set.initramfs;
+        })
+      lab.kernelSets;
+  in
+    assert lib.assertMsg (lib.versionAtLeast builtins.nixVersion minimumNixVersion)
+    "rust-kbd-lab's flake needs Nix ${minimumNixVersion} or newer (the pinned crane does); this is Nix ${builtins.nixVersion}"; {
+      packages = forAllSystems (lab:
+        {
+          inherit (lab.kernelSets.lab) kernel module initramfs;
+          inherit (lab) ssdt vm;
+          rust-analyzer-project = lab.rustAnalyzerProject;
+          # The artifact directory: LAB_ARTIFACTS=$(nix build --print-out-paths).
+          default = lab.artifacts;
+        }
+        // otherKernels lab);
 
-    apps = forAllSystems (lab: {
-      vm = {
-        type = "app";
-        program = "${lab.vm}/bin/rust-kbd-lab-vm";
-        meta.description = "Boot the lab's VM (KVM if the host has hardware KVM, TCG otherwise)";
-      };
-    });
+      apps = forAllSystems (lab: {
+        vm = {
+          type = "app";
+          program = "${lab.vm}/bin/rust-kbd-lab-vm";
+          meta.description = "Boot the lab's VM (KVM if the host has hardware KVM, TCG otherwise)";
+        };
+      });
 
-    checks = forAllSystems (lab:
-      lab.workspaceChecks
-      // {
+      # Derivations only (`nix flake check` refuses anything else).
+      checks = forAllSystems (lab: {
+        fmt = lab.cargoFmt;
+        clippy = lab.cargoClippy;
+        test = lab.cargoTest;
         vm-tests = lab.vmTests;
         nix-format = lab.nixFormat;
       });
 
-    devShells = forAllSystems (lab: {default = lab.devShell;});
+      devShells = forAllSystems (lab: {default = lab.devShell;});
 
-    formatter = nixpkgs.lib.genAttrs systems (system: nixpkgs.legacyPackages.${system}.alejandra);
-  };
+      formatter = forAllSystems (lab: lab.formatter);
+    };
 }

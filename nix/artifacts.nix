@@ -1,40 +1,32 @@
-# The artifact directory of the lab's contract, made of links into the
-# packages: LAB_ARTIFACTS=<this> works for `xtask vm` and the VM tests just
-# like the host path's <cache>/artifacts.
+# The artifact directory of the lab's contract, written by `xtask artifacts`,
+# the very step (and artifact layout) of the host path's <cache>/artifacts:
+# LAB_ARTIFACTS=<this> works for `xtask vm` and the VM tests. The step copies
+# every file, so the directory references no store path: a VM or test that
+# boots it needs neither a kernel build tree nor the kernel source.
 {
-  linkFarm,
-  kernel,
-  module,
+  lib,
+  stdenvNoCC,
+  xtask,
+  pins,
   ssdt,
-  initramfs,
-  kunitKernel,
-  kunitInitramfs,
+  kernelSets,
 }:
-linkFarm "rust-kbd-lab-artifacts" [
-  {
-    name = "bzImage";
-    path = "${kernel}/bzImage";
-  }
-  {
-    name = "rust_keyboard.ko";
-    path = "${module}/rust_keyboard.ko";
-  }
-  {
-    name = "initramfs.cpio.gz";
-    path = "${initramfs}/initramfs.cpio.gz";
-  }
-  {
-    name = "acpi";
-    path = ssdt;
-  }
-  # The KUnit kernel (lab.config + kunit.config) and its initramfs, whose
-  # module is built against that kernel.
-  {
-    name = "kunit/bzImage";
-    path = "${kunitKernel}/bzImage";
-  }
-  {
-    name = "kunit/initramfs.cpio.gz";
-    path = "${kunitInitramfs}/initramfs.cpio.gz";
-  }
-]
+stdenvNoCC.mkDerivation {
+  name = "rust-kbd-lab-artifacts";
+
+  dontUnpack = true;
+  nativeBuildInputs = [xtask];
+
+  buildPhase = ''
+    runHook preBuild
+    xtask artifacts \
+      --out "$out" \
+      --acpi ${ssdt} \
+      --kernel-version ${lib.escapeShellArg pins.kernel.version} \
+      ${lib.concatMapStringsSep " \\\n  " (set: "--kernel ${set.name}=${set.kernel}/bzImage --module ${set.name}=${set.module}/rust_keyboard.ko --initramfs ${set.name}=${set.initramfs}/initramfs.cpio.gz") (lib.attrValues kernelSets)}
+    runHook postBuild
+  '';
+
+  dontInstall = true;
+  allowedReferences = [];
+}

@@ -14,26 +14,29 @@ pkgs.lib.makeScope pkgs.newScope (self: {
   xtask = self.callPackage ./xtask.nix {};
 
   kernelSource = self.callPackage ./kernel-source.nix {};
-  kernel = self.callPackage ./kernel.nix {
-    pname = "rust-kbd-lab-kernel";
-    fragments = [../kernel/lab.config];
-  };
-  module = self.callPackage ./module.nix {};
+  # One set per kernel of kernel/kernels.toml: the kernel, the module built
+  # against it and an initramfs holding that module.
+  kernelSets = pkgs.lib.listToAttrs (map (entry: {
+    inherit (entry) name;
+    value = rec {
+      inherit (entry) name;
+      kernel = self.callPackage ./kernel.nix {inherit (entry) name description fragments;};
+      module = self.callPackage ./module.nix {inherit kernel;};
+      initramfs = self.callPackage ./initramfs.nix {inherit module;};
+    };
+  }) (self.callPackage ./kernels.nix {}));
   ssdt = self.callPackage ./ssdt.nix {};
-  initramfs = self.callPackage ./initramfs.nix {};
-  kunitKernel = self.callPackage ./kernel.nix {
-    pname = "rust-kbd-lab-kunit-kernel";
-    fragments = [../kernel/lab.config ../kernel/kunit.config];
-  };
-  kunitModule = self.callPackage ./module.nix {kernel = self.kunitKernel;};
-  kunitInitramfs = self.callPackage ./initramfs.nix {module = self.kunitModule;};
   artifacts = self.callPackage ./artifacts.nix {};
 
   vm = self.callPackage ./vm.nix {};
-  rustAnalyzerProject = self.callPackage ./rust-analyzer.nix {};
-  devShell = self.callPackage ./dev-shell.nix {};
+  kmake = self.callPackage ./kmake.nix {};
+  rustAnalyzerProject = self.callPackage ./rust-analyzer.nix {kernel = self.kernelSets.lab.kernel;};
+  devShell = self.callPackage ./dev-shell.nix {kernel = self.kernelSets.lab.kernel;};
 
   vmTests = self.callPackage ./vm-tests.nix {};
-  workspaceChecks = self.callPackage ./workspace-checks.nix {};
+  cargoFmt = self.callPackage ./cargo-fmt.nix {};
+  cargoClippy = self.callPackage ./cargo-clippy.nix {};
+  cargoTest = self.callPackage ./cargo-test.nix {};
+  formatter = self.callPackage ./formatter.nix {};
   nixFormat = self.callPackage ./nix-format.nix {};
 })

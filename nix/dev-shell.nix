@@ -1,12 +1,15 @@
 # `nix develop`: the kernel toolchain of the flake (rustc and its library
-# sources, bindgen, clang/lld/llvm with the kernel's make settings, the build
-# dependencies), QEMU, iasl, cargo and friends for the workspace, and
-# module/rust-project.json for rust-analyzer, generated on entry from the
-# flake's kernel build tree (which the shell builds first if needed).
+# sources, bindgen, clang/lld/llvm, the build dependencies), QEMU, iasl,
+# cargo and friends for the workspace, and module/rust-project.json for
+# rust-analyzer, generated on entry from the build tree (dev output) of the
+# flake's lab kernel, which the shell builds first if needed. The kernel's
+# make variables (toolchain.nix) are not in the shell's environment: `kmake`
+# and the rust-analyzer script set them for the kernel's make only.
 {
   mkShell,
   toolchain,
   kernel,
+  kmake,
   rustAnalyzerProject,
   acpica-tools,
   cargo,
@@ -20,6 +23,7 @@
   packages =
     toolchain.packages
     ++ [
+      kmake
       rustAnalyzerProject
       acpica-tools
       cargo
@@ -30,24 +34,21 @@
       rustfmt
     ];
 
-  env =
-    toolchain.env
-    // {
-      RUST_LIB_SRC = "${toolchain.rustLibSrc}";
-      # rust-analyzer's standard library sources for the Cargo workspace.
-      RUST_SRC_PATH = "${toolchain.rustLibSrc}";
-      # KDIR for the module: `make -C "$LAB_KDIR" M="$PWD/module" LLVM=1` or
-      # `cargo xtask module --kdir "$LAB_KDIR" --src module --out <dir>`.
-      LAB_KDIR = "${kernel}/build";
-    };
+  env = {
+    RUST_LIB_SRC = "${toolchain.rustLibSrc}";
+    # rust-analyzer's standard library sources for the Cargo workspace.
+    RUST_SRC_PATH = "${toolchain.rustLibSrc}";
+    # KDIR for the module: `kmake -C "$LAB_KDIR" M="$PWD/module"`.
+    LAB_KDIR = "${kernel.dev}/build";
+  };
   hardeningDisable = ["all"];
 
   shellHook = ''
-    if [ -f module/Kbuild ] && ! grep -qsF ${kernel} module/rust-project.json; then
+    if [ -f module/Kbuild ] && ! grep -qsF ${kernel.dev} module/rust-project.json; then
       rust-kbd-lab-rust-analyzer-project module ||
         echo "warning: module/rust-project.json was not generated" >&2
     fi
     echo "rust-kbd-lab dev shell: kernel build tree in \$LAB_KDIR ($LAB_KDIR)"
-    echo "  make for the kernel gets CC=<unwrapped clang> from \$MAKEFLAGS (see nix/toolchain.nix)"
+    echo "  kmake -C \"\$LAB_KDIR\" M=\"\$PWD/module\"   builds the module with the kernel's toolchain"
   '';
 }

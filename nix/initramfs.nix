@@ -1,6 +1,6 @@
 # An initramfs: `xtask initramfs` packs nixpkgs' static busybox (the host
 # path uses Debian's busybox-static), the lab's /init and the module (built
-# for the lab's kernel or for the KUnit one) into $out/initramfs.cpio.gz.
+# against one of the lab's kernels) into $out/initramfs.cpio.gz.
 {
   lib,
   stdenvNoCC,
@@ -9,7 +9,7 @@
   module,
 }:
 stdenvNoCC.mkDerivation {
-  pname = "rust-kbd-lab-initramfs";
+  pname = "rust-kbd-lab-initramfs-${module.kernelName}";
   inherit (module) version;
 
   dontUnpack = true;
@@ -26,4 +26,6 @@ stdenvNoCC.mkDerivation {
   '';
 
   dontInstall = true;
+  # A compressed archive: the copies inside name no store path.
+  allowedReferences = [];
 }

@@ -24,12 +24,10 @@ in
     pname = kernel.package;
     inherit version;
 
+    # nixpkgs' list of Debian mirrors (pkgs/build-support/fetchurl/mirrors.nix).
     src = fetchurl {
       name = "${kernel.package}_${version}.deb";
-      urls = [
-        "mirror://debian/${urlPath}"
-        "${pins.snapshot_url}/${kernel.snapshot}/${urlPath}"
-      ];
+      url = "mirror://debian/${urlPath}";
       inherit (kernel) sha256;
     };
 

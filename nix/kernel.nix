@@ -1,25 +1,37 @@
-# A kernel: `xtask kernel`, the host path's own step (tinyconfig + the given
-# fragments in order, a loud failure if Kconfig drops any of their options,
-# then bzImage and modules). $out/bzImage is the image and $out/build the O=
-# tree that out-of-tree modules and rust-analyzer use as KDIR; the step
-# builds in place, so the tree's own paths (its Makefile names it) stay
-# valid. Called once for the lab's kernel and once, with kunit.config on
-# top, for the KUnit kernel.
+# A kernel of kernel/kernels.toml: `xtask kernel`, the host path's own step
+# (tinyconfig + the entry's fragments in order, a loud failure if Kconfig
+# drops any of their options, then bzImage and modules).
+#
+# Two outputs, as nixpkgs' kernels have (pkgs/os-specific/linux/kernel/build.nix):
+# - out: bzImage only, all that booting needs. It may reference no store
+#   path at all (checked when Nix builds it), so the VM, the artifacts and
+#   the VM tests never pull in a build tree, the source or the toolchain.
+# - dev: build/, the O= tree that out-of-tree modules and rust-analyzer use
+#   as KDIR. The step builds in place there, so the tree's own paths (its
+#   Makefile names the source and itself) stay valid; it references the
+#   kernel source and every tool kbuild recorded.
 {
   lib,
   toolchain,
   kernelSource,
   xtask,
-  pname,
+  name,
+  description,
   fragments,
 }:
 toolchain.stdenv.mkDerivation {
-  inherit pname;
+  pname = "rust-kbd-lab-kernel-${name}";
   inherit (kernelSource) version;
+
+  outputs = ["out" "dev"];
+  # Per-output reference checks need structured attributes (as build.nix).
+  __structuredAttrs = true;
+  outputChecks.out.allowedReferences = [];
 
   dontUnpack = true;
   nativeBuildInputs = toolchain.packages ++ [xtask];
-  inherit (toolchain) env;
+  # The kernel's make variables (toolchain.nix), for this build only.
+  env = toolchain.kbuildEnv;
   # The wrapped clang only compiles host programs here; keep its hardening
   # flags off them as nixpkgs' kernels do.
   hardeningDisable = ["all"];
@@ -32,6 +44,8 @@ toolchain.stdenv.mkDerivation {
     xtask kernel \
       --src ${kernelSource} \
       --out "$out" \
+      --build-dir "$dev/build" \
+      --log-dir "$NIX_BUILD_TOP/logs" \
       ${lib.concatMapStringsSep " " (fragment: "--fragment ${fragment}") fragments} \
       ${toolchain.xtaskArgs} \
       --jobs "$NIX_BUILD_CORES"
@@ -41,4 +55,8 @@ toolchain.stdenv.mkDerivation {
   dontInstall = true;
   # The build tree is kept exactly as make left it (no stripping of objects).
   dontFixup = true;
+
+  # Its name in kernels.toml, for the module and initramfs built against it.
+  passthru.kernelName = name;
+  meta.description = "Linux ${kernelSource.version}: ${description}";
 }

@@ -4,12 +4,9 @@
   pins = builtins.fromTOML (builtins.readFile ../pins.toml);
 in {
   # pins.toml lists acceptable kernel sources in order of preference; the
-  # flake takes the first. The fetcher below also asks snapshot.debian.org,
-  # which keeps every file the archive ever had, so the first pin stays
-  # fetchable after Debian drops it.
+  # flake takes the first (a fixed-output fetch has one hash).
   kernel = {
     inherit (pins.kernel) package tarball;
-    inherit (lib.head pins.kernel.pins) version filename sha256 snapshot;
+    inherit (lib.head pins.kernel.pins) version filename sha256;
   };
-  inherit (pins.archive) snapshot_url;
 }

@@ -24,4 +24,5 @@ stdenvNoCC.mkDerivation {
   '';
 
   dontInstall = true;
+  allowedReferences = [];
 }

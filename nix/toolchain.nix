@@ -19,7 +19,10 @@
 #   -Werror=unused-command-line-argument (NixOS/nixpkgs#368850). Make reads
 #   variable definitions in MAKEFLAGS like command-line ones, so CC=... there
 #   overrides the CC that LLVM=1 picks; HOSTCC stays the wrapped clang of
-#   llvmPackages.stdenv, which knows where libc is.
+#   llvmPackages.stdenv, which knows where libc is. That MAKEFLAGS is meant
+#   for the kernel's make only (an unwrapped clang cannot build anything
+#   that needs libc): kbuildEnv is set in the derivations and scripts that
+#   run nothing but the kernel's make, never in the dev shell (./kmake.nix).
 # - ld.lld on PATH is the unwrapped lld (its wrapper breaks the kernel link,
 #   NixOS/nixpkgs#321667). LLVM=1 also links host programs with -fuse-ld=lld;
 #   the unwrapped lld would leave out the store RPATHs (objtool needs
@@ -40,40 +43,47 @@
   python3Minimal,
   xz,
   zlib,
-}:
-assert lib.assertMsg (lib.versionAtLeast llvmPackages.clang-unwrapped.version "17")
-"the kernel's Rust support needs clang/libclang >= 17, nixpkgs' llvmPackages has ${llvmPackages.clang-unwrapped.version}"; {
-  inherit (llvmPackages) stdenv;
-
-  # RUST_LIB_SRC: the `library` directory of this rustc's own sources.
-  rustLibSrc = rustPlatform.rustLibSrc;
-  # The toolchain options of the xtask steps that run the kernel's make
-  # (`xtask kernel`, `xtask module`, `xtask rust-analyzer`).
-  xtaskArgs = "--llvm 1 --rust-lib-src ${rustPlatform.rustLibSrc} --bindgen ${lib.getExe' rust-bindgen-unwrapped "bindgen"}";
-
-  packages = [
-    llvmPackages.lld
-    llvmPackages.llvm
-    rustc-unwrapped
-    rust-bindgen-unwrapped
-    # The kernel's build dependencies (Debian: bc bison flex libelf-dev
-    # libssl-dev python3, perl from the base system; xz compresses bzImage).
-    bc
-    bison
-    elfutils
-    flex
-    openssl
-    perl
-    python3Minimal
-    xz
-    zlib
-  ];
-
-  env = {
+}: let
+  bindgen = lib.getExe' rust-bindgen-unwrapped "bindgen";
+  kbuildEnv = {
     MAKEFLAGS = "CC=${lib.getExe' llvmPackages.clang-unwrapped "clang"}";
     HOSTLDFLAGS = "--ld-path=${lib.getExe' llvmPackages.stdenv.cc.bintools "ld"}";
     # Keeps the Rust library sources' store path out of the binaries, as
     # nixpkgs does for its kernels.
     KRUSTFLAGS = "--remap-path-prefix ${rustPlatform.rustLibSrc}=/";
   };
-}
+in
+  assert lib.assertMsg (lib.versionAtLeast llvmPackages.clang-unwrapped.version "17")
+  "the kernel's Rust support needs clang/libclang >= 17, nixpkgs' llvmPackages has ${llvmPackages.clang-unwrapped.version}"; {
+    inherit (llvmPackages) stdenv;
+
+    # RUST_LIB_SRC: the `library` directory of this rustc's own sources.
+    rustLibSrc = rustPlatform.rustLibSrc;
+    inherit bindgen;
+    # The toolchain options of the xtask steps that run the kernel's make
+    # (`xtask kernel`, `xtask module`, `xtask rust-analyzer`).
+    xtaskArgs = "--llvm 1 --rust-lib-src ${rustPlatform.rustLibSrc} --bindgen ${bindgen}";
+
+    packages = [
+      llvmPackages.lld
+      llvmPackages.llvm
+      rustc-unwrapped
+      rust-bindgen-unwrapped
+      # The kernel's build dependencies (Debian: bc bison flex libelf-dev
+      # libssl-dev python3, perl from the base system; xz compresses bzImage).
+      bc
+      bison
+      elfutils
+      flex
+      openssl
+      perl
+      python3Minimal
+      xz
+      zlib
+    ];
+
+    # The environment of the kernel's make (see above), and the shell lines
+    # that export it in a script that runs nothing else.
+    inherit kbuildEnv;
+    kbuildExports = lib.concatStringsSep "\n" (lib.mapAttrsToList (name: value: "export ${name}=${lib.escapeShellArg value}") kbuildEnv);
+  }

@@ -1,9 +1,11 @@
 # The VM tests as a check: the vm-tests crate's tests, run by nextest with the
 # CI profile as `cargo xtask test` runs them, booting the flake's artifacts in
-# the build sandbox. The sandbox has no /dev/kvm (the check does not ask for
-# the "kvm" system feature on purpose), so QEMU runs with TCG: the check
-# passes on builders without KVM. Serial logs of every boot end up in
-# $out/logs.
+# the build sandbox. The check does not ask for the "kvm" system feature on
+# purpose, so it builds on builders without KVM: the harness picks KVM only
+# when the sandbox shows hardware KVM (/sys/module/kvm_intel or kvm_amd and a
+# usable /dev/kvm, which a plain sandbox does not have; the CI workflow adds
+# both where the runner has them) and TCG otherwise. Serial logs of every
+# boot end up in $out/logs.
 {
   craneLib,
   workspace,

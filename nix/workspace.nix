@@ -17,7 +17,8 @@ in rec {
   # Everything the workspace's builds and tests read: the crates, the nextest
   # profiles, and the repository files tests include or open (pins and
   # toolchain files, the kernel config fragments, the ACPI tables, the
-  # module's sources, the flake files checked by `xtask nix-check`).
+  # module's sources, and what `xtask nix-check`'s tests read: the flake
+  # files, the host lint table, the CI workflow, the README).
   src = fileset.toSource {
     inherit root;
     fileset = fileset.unions [
@@ -32,6 +33,9 @@ in rec {
       ../module
       ../flake.nix
       ../flake.lock
+      ../nix/host-lints.txt
+      ../.github/workflows/ci.yml
+      ../README.md
     ];
   };
 

@@ -1,5 +1,5 @@
 //! `cargo xtask nix-check`: checks the flake on a host without a usable Nix
-//! (nothing can be built or evaluated here, so the flake has to be right by
+//! (nothing can be built here, so the flake has to be right by
 //! construction):
 //!
 //! 1. every `.nix` file of the checkout parses (`nix-instantiate --parse`,
@@ -8,12 +8,24 @@
 //!    and its `nix-format` check);
 //! 3. none has dead code (deadnix);
 //! 4. `flake.lock` locks exactly the inputs `flake.nix` declares, each at the
-//!    GitHub owner, repository and revision `flake.nix` names.
+//!    GitHub owner, repository and revision `flake.nix` names;
+//! 5. the GitHub Actions workflow for users is well formed, its actions
+//!    pinned and given only the inputs they declare ([`workflow`]);
+//! 6. `nix/host-lints.txt`, the host toolchain's lint table that the flake's
+//!    clippy check is held to, is the table of the toolchain in use
+//!    ([`lints`]);
+//! 7. with work trees of the pinned crane and nixpkgs.lib named in the
+//!    environment, a real Nix evaluates the flake and the derivations it
+//!    writes are checked ([`eval`]); without them the step says it skipped.
 //!
-//! crates.io has alejandra only as a library: xtask links it (the version
+//! The registry has alejandra only as a library: xtask links it (the version
 //! `[nix_tools]` of pins.toml names, checked below) and checks in process.
-//! deadnix is installed once from crates.io into the cache's tools, and
+//! deadnix is installed once from the registry into the cache's tools, and
 //! nix-bin from Debian like the other host packages.
+
+mod eval;
+mod lints;
+mod workflow;
 
 use crate::exec::{self, cmd};
 use crate::paths::Cache;
@@ -23,7 +35,6 @@ use regex::Regex;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// Runs every check on the checkout at `repo`, installing deadnix and
 /// nix-bin first if needed. Prints one line per check and fails if any check
@@ -56,7 +67,13 @@ pub fn run(repo: &Path, cache: &Cache) -> Result<()> {
 
     let mut failures = Vec::new();
     let mut report = |what: &str, outcome: Result<String, String>| match outcome {
-        Ok(detail) => eprintln!("  {what:<38} ok{detail}"),
+        Ok(detail) => {
+            let mut lines = detail.lines();
+            eprintln!("  {what:<38} ok{}", lines.next().unwrap_or_default());
+            for line in lines {
+                eprintln!("      {line}");
+            }
+        }
         Err(problem) => {
             eprintln!("  {what:<38} FAILED");
             for line in problem.lines() {
@@ -78,17 +95,24 @@ pub fn run(repo: &Path, cache: &Cache) -> Result<()> {
     );
     report(
         &format!("dead code (deadnix {})", versions.deadnix),
-        run_linter(
-            {
-                let mut c = cmd(&deadnix, ["--fail"]);
-                c.env("NO_COLOR", "1");
-                c
-            },
-            &files,
-            repo,
-        ),
+        deadnix_check(&deadnix, repo, &rel),
     );
     report("flake.lock matches flake.nix", lock_check(repo));
+    report(
+        &format!("CI workflow ({})", workflow::WORKFLOW),
+        std::fs::read_to_string(repo.join(workflow::WORKFLOW))
+            .map_err(|e| format!("cannot read {}: {e}", workflow::WORKFLOW))
+            .and_then(|text| workflow::check(&text)),
+    );
+    report(
+        &format!("host lint table ({})", lints::TABLE),
+        lint_table_check(repo),
+    );
+    match eval::run(repo, cache) {
+        Ok(eval::Outcome::Skipped(why)) => eprintln!("  {:<38} {why}", "nix-eval (real Nix)"),
+        Ok(eval::Outcome::Ran(detail)) => report("nix-eval (real Nix)", Ok(format!("\n{detail}"))),
+        Err(problem) => report("nix-eval (real Nix)", Err(problem)),
+    }
 
     if failures.is_empty() {
         eprintln!("nix-check: all checks passed");
@@ -98,8 +122,38 @@ pub fn run(repo: &Path, cache: &Cache) -> Result<()> {
     }
 }
 
+/// Compares `nix/host-lints.txt` with the lint table of the toolchain that
+/// rust-toolchain.toml selects here; a stale table is rewritten under
+/// target/ for the fix.
+fn lint_table_check(repo: &Path) -> Result<String, String> {
+    let driver = exec::require("clippy-driver").map_err(|e| format!("{e:#}"))?;
+    let run = |args: &[&str]| {
+        let mut c = cmd(&driver, args);
+        c.current_dir(repo);
+        exec::output(&mut c).map_err(|e| format!("{e:#}"))
+    };
+    let version = run(&["--version"])?;
+    let fresh = lints::render(&version, &run(&["-W", "help"])?);
+    let committed = std::fs::read_to_string(repo.join(lints::TABLE)).unwrap_or_default();
+    if committed == fresh {
+        return Ok(format!(" ({})", version.trim()));
+    }
+    let dir = repo.join("target/nix-check");
+    let written = dir.join("host-lints.txt");
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&written, &fresh))
+        .map_err(|e| format!("cannot write {}: {e}", written.display()))?;
+    Err(format!(
+        "{} is not the lint table of {}: `cp {} {}`",
+        lints::TABLE,
+        version.trim(),
+        written.display(),
+        lints::TABLE
+    ))
+}
+
 /// `alejandra --check` on `files`, in process with the alejandra library
-/// (crates.io has the library, not the command line).
+/// (the registry has the library, not the command line).
 fn alejandra_check(files: &[PathBuf], rel: &[String]) -> Result<String, String> {
     use alejandra::format::{Status, in_fs};
     let mut problems = Vec::new();
@@ -163,46 +217,32 @@ pub fn nix_files(repo: &Path) -> Result<Vec<PathBuf>> {
 fn parse_all(nix_instantiate: &Path, files: &[PathBuf], rel: &[String]) -> Result<String, String> {
     let mut problems = Vec::new();
     for (file, name) in files.iter().zip(rel) {
-        let out = Command::new(nix_instantiate)
-            .args(["--store", "dummy://", "--parse"])
-            .arg(file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .output();
-        match out {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => problems.push(format!(
-                "{name}: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            )),
-            Err(e) => problems.push(format!(
-                "{name}: cannot run {}: {e}",
-                nix_instantiate.display()
-            )),
+        let mut c = cmd(nix_instantiate, ["--store", "dummy://", "--parse"]);
+        c.arg(file);
+        if let Err(e) = exec::output(&mut c) {
+            problems.push(format!("{name}: {}", tool_output(&e)));
         }
     }
     verdict(problems)
 }
 
-/// Runs a linter on all `files` (from `repo`); its output is the problem if
-/// it exits non-zero.
-fn run_linter(mut c: Command, files: &[PathBuf], repo: &Path) -> Result<String, String> {
-    let out = c
-        .args(files)
-        .current_dir(repo)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", exec::display(&c)))?;
-    if out.status.success() {
-        Ok(String::new())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .trim()
-        .to_string())
+/// deadnix on all files (named relative to `repo`, from `repo`): its report
+/// is the problem if it finds dead code.
+fn deadnix_check(deadnix: &Path, repo: &Path, rel: &[String]) -> Result<String, String> {
+    let mut c = cmd(deadnix, ["--fail"]);
+    c.args(rel).current_dir(repo).env("NO_COLOR", "1");
+    exec::output(&mut c)
+        .map(|_| String::new())
+        .map_err(|e| tool_output(&e))
+}
+
+/// What a linter that failed printed: the error of [`exec::output`] without
+/// its first line, the command line.
+fn tool_output(e: &anyhow::Error) -> String {
+    let text = format!("{e:#}");
+    match text.split_once('\n') {
+        Some((command, output)) if command.starts_with('`') => output.trim().to_string(),
+        _ => text,
     }
 }
 
@@ -459,6 +499,67 @@ mod tests {
         let err = check_flake_lock(LOCK, &flake).unwrap_err();
         assert!(err.contains("crane.locked.rev"), "{err}");
         assert!(err.contains("crane.original.rev"), "{err}");
+    }
+
+    #[test]
+    fn the_readme_names_the_nix_version_the_flake_checks() {
+        let flake = Regex::new(r#"minimumNixVersion = "([0-9.]+)";"#).unwrap();
+        let readme = Regex::new(r"Nix ([0-9]+\.[0-9]+\.[0-9]+) or newer").unwrap();
+        let checked = &flake
+            .captures(FLAKE)
+            .expect("flake.nix sets minimumNixVersion")[1];
+        let text = include_str!("../../README.md");
+        let claimed: Vec<&str> = readme
+            .captures_iter(text)
+            .map(|c| c.get(1).unwrap().as_str())
+            .collect();
+        assert!(
+            !claimed.is_empty(),
+            "README.md names no minimum Nix version"
+        );
+        assert!(
+            claimed.iter().all(|v| *v == checked),
+            "README.md says Nix {claimed:?}, flake.nix checks {checked}"
+        );
+        assert!(FLAKE.contains("lib.versionAtLeast builtins.nixVersion minimumNixVersion"));
+    }
+
+    /// The VM tests run as a flake check on builders of unknown speed: the
+    /// KUnit test's own boot timeout must fire, with its message, well
+    /// before nextest kills the test.
+    #[test]
+    fn nextest_kills_the_kunit_test_only_after_its_boot_timeout() {
+        let kunit = include_str!("../../vm-tests/tests/kunit.rs");
+        let boot = Regex::new(r"const BOOT_TIMEOUT: Duration = Duration::from_secs\((\d+)\);")
+            .unwrap()
+            .captures(kunit)
+            .expect("kunit.rs has BOOT_TIMEOUT")[1]
+            .parse::<u64>()
+            .unwrap();
+        let config: toml::Table =
+            toml::from_str(include_str!("../../.config/nextest.toml")).unwrap();
+        for profile in ["default", "ci"] {
+            let overrides = config["profile"][profile]["overrides"].as_array().unwrap();
+            let kunit = overrides
+                .iter()
+                .find(|o| {
+                    o["filter"]
+                        .as_str()
+                        .is_some_and(|f| f.contains("binary(kunit)"))
+                })
+                .unwrap_or_else(|| panic!("profile {profile} has no override for the kunit test"));
+            let timeout = &kunit["slow-timeout"];
+            let period: u64 = timeout["period"]
+                .as_str()
+                .and_then(|p| p.strip_suffix('s'))
+                .and_then(|p| p.parse().ok())
+                .unwrap();
+            let kill = period * timeout["terminate-after"].as_integer().unwrap() as u64;
+            assert!(
+                kill >= boot + 120,
+                "profile {profile}: nextest kills the kunit test after {kill} s, its boot timeout is {boot} s"
+            );
+        }
     }
 
     #[test]
