@@ -33,6 +33,9 @@ pub enum Command {
     NixCheck,
     /// Benchmark: boot the VM several times, report boot-to-driver-bound time.
     Bench(BenchArgs),
+    /// Check that two builds from clean, in two fresh cache directories,
+    /// give the same bytes (compares every artifact's sha256).
+    Repro(ReproArgs),
     /// Write module/rust-project.json for rust-analyzer (the kernel's
     /// `make rust-analyzer` against the kernel build tree).
     RustAnalyzer(RustAnalyzerArgs),
@@ -103,6 +106,16 @@ pub struct ToolArgs {
     /// Parallel jobs for make.
     #[arg(long, short, default_value_t = default_jobs())]
     pub jobs: usize,
+    /// KBUILD_BUILD_TIMESTAMP: the build time the kernel records (pins.toml
+    /// `[build]`; default: now).
+    #[arg(long, requires_all = ["build_user", "build_host"])]
+    pub build_timestamp: Option<String>,
+    /// KBUILD_BUILD_USER (with --build-timestamp).
+    #[arg(long, requires = "build_timestamp")]
+    pub build_user: Option<String>,
+    /// KBUILD_BUILD_HOST (with --build-timestamp).
+    #[arg(long, requires = "build_timestamp")]
+    pub build_host: Option<String>,
 }
 
 /// Arguments of the `module` step.
@@ -262,6 +275,22 @@ pub struct BenchArgs {
     /// How to build first.
     #[command(flatten)]
     pub build: BuildArgs,
+}
+
+/// Arguments of `repro`.
+#[derive(Args)]
+pub struct ReproArgs {
+    /// Parallel jobs for make.
+    #[arg(long, short, default_value_t = default_jobs())]
+    pub jobs: usize,
+    /// Also build and compare this kernel of kernel/kernels.toml
+    /// (repeatable; the kernels built always are always compared).
+    #[arg(long = "kernel", value_name = "NAME")]
+    pub kernels: Vec<String>,
+    /// Keep both cache directories (<cache>/repro/a and b) when the builds
+    /// agree; they are always kept when they differ.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Default number of parallel jobs: the machine's cores.

@@ -72,13 +72,17 @@ impl Host {
     }
 }
 
-/// The kernel tools of the host path.
-pub fn kernel_tools(t: &Toolchain, jobs: usize) -> KernelTools {
-    KernelTools {
-        llvm: t.llvm.clone(),
-        rust_lib_src: Some(t.rust_lib_src.clone()),
-        bindgen: Some(t.bindgen.clone()),
-        rust_bin: Some(t.rust_bin.clone()),
-        jobs,
+impl Host {
+    /// The kernel tools of the host path: the provisioned toolchain `t` and
+    /// the build stamp of the pins.
+    pub fn kernel_tools(&self, t: &Toolchain, jobs: usize) -> KernelTools {
+        KernelTools {
+            llvm: t.llvm.clone(),
+            rust_lib_src: Some(t.rust_lib_src.clone()),
+            bindgen: Some(t.bindgen.clone()),
+            rust_bin: Some(t.rust_bin.clone()),
+            jobs,
+            stamp: Some(self.pins.build.clone()),
+        }
     }
 }

@@ -36,6 +36,7 @@ fn main() {
             paths::repo_root().and_then(|repo| nix_check::run(&repo, &paths::Cache::from_env()?))
         }
         Command::Bench(args) => commands::bench::run(&args),
+        Command::Repro(args) => commands::repro::run(&args),
         Command::RustAnalyzer(args) => commands::rust_analyzer::run(&args),
         Command::Kernel(args) => commands::steps::kernel(&args),
         Command::Module(args) => commands::steps::module(&args),
@@ -44,7 +45,41 @@ fn main() {
         Command::Artifacts(args) => commands::steps::artifacts(&args),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", render(&e));
         std::process::exit(1);
+    }
+}
+
+/// An error and its causes on one line, each said once: a cause whose text
+/// an outer message already includes (as `vm_tests::Error` does with the
+/// I/O error it wraps) is not repeated.
+fn render(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let inner = anyhow::Error::msg(format!("cannot connect: {io}")).context("no VM answers");
+        assert_eq!(
+            render(&inner),
+            format!("no VM answers: cannot connect: {io}")
+        );
+        let wrapped = anyhow::Error::new(io).context("cannot connect");
+        assert_eq!(render(&wrapped), "cannot connect: connection refused");
     }
 }

@@ -23,6 +23,8 @@ pub struct Pins {
     pub nextest: CratePin,
     /// Host packages from the host's own Debian release.
     pub host: HostPins,
+    /// What the kernel records of its build.
+    pub build: BuildStamp,
     /// Nix formatting and lint tools run by `cargo xtask nix-check`.
     pub nix_tools: Option<NixTools>,
 }
@@ -93,6 +95,22 @@ pub struct HostPins {
     pub llvm_suffix: String,
     /// Package names.
     pub packages: Vec<String>,
+}
+
+/// What the kernel records of its build (`uname -v`, /proc/version): fixed
+/// by pins.toml's `[build]` so that two builds give the same bytes, instead
+/// of the time, user and host of the build (scripts/mkcompile_h,
+/// init/Makefile).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildStamp {
+    /// `KBUILD_BUILD_TIMESTAMP`, in the format of `date` (e.g.
+    /// `Sat Nov 21 00:00:00 UTC 2026`).
+    pub timestamp: String,
+    /// `KBUILD_BUILD_USER`.
+    pub user: String,
+    /// `KBUILD_BUILD_HOST`.
+    pub host: String,
 }
 
 /// Versions of the Nix tooling installed from the crate registry.

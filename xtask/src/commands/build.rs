@@ -3,7 +3,7 @@
 
 use crate::cli::BuildArgs;
 use crate::exec;
-use crate::host::{self, Host};
+use crate::host::Host;
 use crate::plan::{self, KernelSpec, Step};
 use crate::provision::Toolchain;
 use crate::steps::artifacts::{self, KernelFiles, ToolchainRecord};
@@ -99,7 +99,7 @@ impl<'a> Runner<'a> {
                     &k.fragment_paths(&host.repo),
                     &host.kernel_out(t, &k.name),
                     &host.kernel_tree(t, &k.name),
-                    &host::kernel_tools(t, self.jobs),
+                    &host.kernel_tools(t, self.jobs),
                     &host.logs(&k.name),
                 )?;
                 self.kernels.insert(k.name.clone(), built.bz_image);
@@ -110,7 +110,7 @@ impl<'a> Runner<'a> {
                     &host.kernel_tree(t, &k.name),
                     &host.repo.join("module"),
                     &host.module_out(&k.name),
-                    &host::kernel_tools(t, self.jobs),
+                    &host.kernel_tools(t, self.jobs),
                     &host.logs(&k.name),
                 )?;
                 self.modules.insert(k.name.clone(), kos);

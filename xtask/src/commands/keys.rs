@@ -24,13 +24,8 @@ pub fn run(args: &KeysArgs) -> Result<()> {
         .map(|k| vm_tests::qmp::parse_chord(k))
         .collect::<Result<Vec<_>, _>>()?;
     let text_chords = vm_tests::qmp::text_chords(args.text.as_deref().unwrap_or_default())?;
-    let mut qmp =
-        vm_tests::QmpClient::connect(&socket, Duration::from_secs(5)).with_context(|| {
-            format!(
-                "no VM answers on {}: start one with `cargo xtask vm`",
-                socket.display()
-            )
-        })?;
+    let mut qmp = vm_tests::QmpClient::connect(&socket, Duration::from_secs(5))
+        .context("no lab VM is running (start one with `cargo xtask vm`)")?;
     for chord in chords.iter().chain(&text_chords) {
         // One chord at a time, each delivered before the next: the PS/2
         // queue of QEMU holds only 16 bytes.

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod build;
 pub mod keys;
 pub mod provision;
+pub mod repro;
 pub mod rust_analyzer;
 pub mod steps;
 pub mod test;

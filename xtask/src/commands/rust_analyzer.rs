@@ -4,7 +4,7 @@
 
 use super::build::Runner;
 use crate::cli::RustAnalyzerArgs;
-use crate::host::{self, Host};
+use crate::host::Host;
 use crate::plan::{self, Step};
 use crate::steps::module;
 use anyhow::{Context, Result};
@@ -31,7 +31,7 @@ pub fn run(args: &RustAnalyzerArgs) -> Result<()> {
             module::rust_analyzer_project(
                 &host.kernel_tree(t, &lab.name),
                 &src,
-                &host::kernel_tools(t, args.tools.jobs),
+                &host.kernel_tools(t, args.tools.jobs),
                 &host.logs(&lab.name),
             )?
         }

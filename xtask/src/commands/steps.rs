@@ -5,6 +5,7 @@
 use crate::cli::{
     ArtifactsStepArgs, InitramfsStepArgs, KernelStepArgs, ModuleStepArgs, SsdtStepArgs, ToolArgs,
 };
+use crate::pins::BuildStamp;
 use crate::steps::artifacts::{self, KernelFiles};
 use crate::steps::kbuild::KernelTools;
 use crate::steps::{initramfs, kernel, module, ssdt};
@@ -21,6 +22,11 @@ impl ToolArgs {
             bindgen: self.bindgen.clone(),
             rust_bin: None,
             jobs: self.jobs,
+            stamp: self.build_timestamp.as_ref().map(|timestamp| BuildStamp {
+                timestamp: timestamp.clone(),
+                user: self.build_user.clone().unwrap_or_default(),
+                host: self.build_host.clone().unwrap_or_default(),
+            }),
         }
     }
 }

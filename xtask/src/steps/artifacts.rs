@@ -3,7 +3,7 @@
 //! writes its manifest. The host path and the flake (`xtask artifacts`) both
 //! write the directory with this code.
 
-use crate::fsutil::{files_with_extension, install_bytes, install_file};
+use crate::fsutil::{files_with_extension, install_bytes, install_file, sha256_file};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,9 @@ struct Manifest<'a> {
     /// Kernel name to the artifact paths of that kernel, relative to the
     /// artifact directory.
     kernels: std::collections::BTreeMap<&'a str, KernelEntry>,
+    /// Every file installed (relative path) and its sha256: what two builds
+    /// are compared by (`cargo xtask repro`).
+    sha256: std::collections::BTreeMap<String, String>,
     #[serde(flatten)]
     toolchain: Option<&'a ToolchainRecord>,
 }
@@ -73,29 +76,32 @@ pub fn assemble(
     let tables = aml_files(acpi)?;
     let acpi_dir = layout.acpi_dir();
     let _ = std::fs::remove_dir_all(&acpi_dir);
-    for table in &tables {
-        install_file(table, &acpi_dir.join(file_name(table)?))?;
-    }
-    let relative = |p: PathBuf| {
-        p.strip_prefix(layout.root())
-            .map(Path::to_path_buf)
-            .unwrap_or(p)
+    let mut sha256 = std::collections::BTreeMap::new();
+    // Copies `src` to `dest` and records its sha256 under its relative path.
+    let mut install = |src: &Path, dest: PathBuf| -> Result<PathBuf> {
+        install_file(src, &dest)?;
+        let rel = dest
+            .strip_prefix(layout.root())
+            .map_or_else(|_| dest.clone(), Path::to_path_buf);
+        sha256.insert(rel.display().to_string(), sha256_file(&dest)?);
+        Ok(rel)
     };
+    for table in &tables {
+        install(table, acpi_dir.join(file_name(table)?))?;
+    }
     let mut entries = std::collections::BTreeMap::new();
     for k in kernels {
-        install_file(&k.kernel, &layout.kernel(&k.name))?;
-        install_file(&k.initramfs, &layout.initramfs(&k.name))?;
+        let kernel = install(&k.kernel, layout.kernel(&k.name))?;
+        let initramfs = install(&k.initramfs, layout.initramfs(&k.name))?;
         let mut modules = Vec::new();
         for m in &k.modules {
-            let dest = layout.module(&k.name, file_name(m)?);
-            install_file(m, &dest)?;
-            modules.push(relative(dest));
+            modules.push(install(m, layout.module(&k.name, file_name(m)?))?);
         }
         entries.insert(
             k.name.as_str(),
             KernelEntry {
-                kernel: relative(layout.kernel(&k.name)),
-                initramfs: relative(layout.initramfs(&k.name)),
+                kernel,
+                initramfs,
                 modules,
             },
         );
@@ -103,6 +109,7 @@ pub fn assemble(
     let manifest = Manifest {
         kernel_version,
         kernels: entries,
+        sha256,
         toolchain,
     };
     install_bytes(
@@ -130,6 +137,7 @@ fn file_name(path: &Path) -> Result<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::sha256_of;
     use vm_tests::Artifacts;
     use vm_tests::artifacts::{KUNIT_KERNEL, LAB_KERNEL};
 
@@ -178,6 +186,10 @@ mod tests {
         assert_eq!(manifest["kernel_version"], "7.2.12-1");
         assert_eq!(manifest["kernels"]["kunit"]["kernel"], "kunit/bzImage");
         assert_eq!(manifest["kernels"]["lab"]["modules"][0], "rust_keyboard.ko");
+        let sums = manifest["sha256"].as_object().unwrap();
+        assert_eq!(sums.len(), 8, "{sums:?}");
+        assert_eq!(sums["kunit/bzImage"], sha256_of(["kunit/bzImage"]));
+        assert_eq!(sums["acpi/no-irq.aml"], sha256_of(["acpi/no-irq.aml"]));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! flake (tools from nixpkgs) run the same code.
 
 use crate::exec::{self, cmd};
+use crate::pins::BuildStamp;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,15 +22,37 @@ pub struct KernelTools {
     pub rust_bin: Option<PathBuf>,
     /// Parallel jobs for make.
     pub jobs: usize,
+    /// What the kernel records as its build's time, user and host.
+    pub stamp: Option<BuildStamp>,
 }
 
 impl KernelTools {
     /// A `make` command for the kernel tree at `src` with our variables.
-    pub fn make(&self, src: &Path) -> Command {
+    /// Rust paths below the library sources and below each of `sources` (an
+    /// out-of-tree module's directory) are written relative into the
+    /// objects (`--remap-path-prefix`), so the build's location does not
+    /// end up in them.
+    pub fn make(&self, src: &Path, sources: &[&Path]) -> Command {
         let mut c = exec::cmd("make", [] as [&str; 0]);
         c.arg("-C").arg(src).arg(format!("LLVM={}", self.llvm));
+        let mut remaps: Vec<String> = sources
+            .iter()
+            .map(|dir| format!("--remap-path-prefix={}/=", dir.display()))
+            .collect();
         if let Some(dir) = &self.rust_lib_src {
             c.arg(format!("RUST_LIB_SRC={}", dir.display()));
+            remaps.push(format!("--remap-path-prefix={}=/", dir.display()));
+        }
+        if !remaps.is_empty() {
+            c.arg(format!("KRUSTFLAGS={}", remaps.join(" ")));
+        }
+        if let Some(stamp) = &self.stamp {
+            c.env("KBUILD_BUILD_TIMESTAMP", &stamp.timestamp)
+                .env("KBUILD_BUILD_USER", &stamp.user)
+                .env("KBUILD_BUILD_HOST", &stamp.host)
+                // The `#N` of `uname -v`: otherwise a count of the builds
+                // done in this tree (.version).
+                .env("KBUILD_BUILD_VERSION", "1");
         }
         if let Some(b) = &self.bindgen {
             c.arg(format!("BINDGEN={}", b.display()));
@@ -86,11 +109,12 @@ impl KernelTools {
             .map_or_else(|| PathBuf::from("rustc"), |b| b.join("rustc"));
         let bindgen = self.bindgen.clone().unwrap_or_else(|| "bindgen".into());
         format!(
-            "llvm={} rust_lib_src={:?} rustc={} bindgen={}",
+            "llvm={} rust_lib_src={:?} rustc={} bindgen={} stamp={:?} remap=1",
             self.llvm,
             self.rust_lib_src,
             version(rustc),
-            version(bindgen)
+            version(bindgen),
+            self.stamp
         )
     }
 }

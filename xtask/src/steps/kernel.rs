@@ -75,7 +75,7 @@ pub fn build(
     let _ = std::fs::remove_file(&stamp);
 
     let make = |args: &[&str]| {
-        let mut c = tools.make(&src);
+        let mut c = tools.make(&src, &[]);
         c.arg(format!("O={}", build_dir.display())).args(args);
         c
     };

@@ -30,7 +30,7 @@ pub fn build(
     let out = out.canonicalize()?;
     let objdir = out.join("obj");
     std::fs::create_dir_all(&objdir)?;
-    let mut c = tools.make(&kdir);
+    let mut c = tools.make(&kdir, &[&src]);
     c.arg(format!("M={}", src.display()))
         .arg(format!("MO={}", objdir.display()))
         .arg(format!("-j{}", tools.jobs.max(1)))
@@ -68,7 +68,7 @@ pub fn rust_analyzer_project(
         .tempdir()
         .context("cannot create a temporary directory")?;
     let work = work.path();
-    let mut c = tools.make(&kdir);
+    let mut c = tools.make(&kdir, &[&src]);
     c.arg(format!("M={}", src.display()))
         .arg(format!("MO={}", work.display()))
         .arg("rust-analyzer");
