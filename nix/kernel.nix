@@ -14,6 +14,7 @@
   lib,
   toolchain,
   kernelSource,
+  pins,
   xtask,
   name,
   description,
@@ -38,9 +39,8 @@ toolchain.stdenv.mkDerivation {
 
   buildPhase = ''
     runHook preBuild
-    # Reproducible version string (scripts/mkcompile_h, init/Makefile).
-    KBUILD_BUILD_TIMESTAMP="$(date --utc --date="@$SOURCE_DATE_EPOCH")"
-    export KBUILD_BUILD_TIMESTAMP KBUILD_BUILD_USER=nixbld KBUILD_BUILD_HOST=nix
+    # The build time, user and host the kernel records come from pins.toml
+    # [build], as on the host path (scripts/mkcompile_h, init/Makefile).
     xtask kernel \
       --src ${kernelSource} \
       --out "$out" \
@@ -48,6 +48,9 @@ toolchain.stdenv.mkDerivation {
       --log-dir "$NIX_BUILD_TOP/logs" \
       ${lib.concatMapStringsSep " " (fragment: "--fragment ${fragment}") fragments} \
       ${toolchain.xtaskArgs} \
+      --build-timestamp ${lib.escapeShellArg pins.build.timestamp} \
+      --build-user ${lib.escapeShellArg pins.build.user} \
+      --build-host ${lib.escapeShellArg pins.build.host} \
       --jobs "$NIX_BUILD_CORES"
     runHook postBuild
   '';

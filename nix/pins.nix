@@ -9,4 +9,6 @@ in {
     inherit (pins.kernel) package tarball;
     inherit (lib.head pins.kernel.pins) version filename sha256;
   };
+  # What the kernel records of its build (the host path uses the same).
+  inherit (pins) build;
 }

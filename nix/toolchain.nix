@@ -48,9 +48,6 @@
   kbuildEnv = {
     MAKEFLAGS = "CC=${lib.getExe' llvmPackages.clang-unwrapped "clang"}";
     HOSTLDFLAGS = "--ld-path=${lib.getExe' llvmPackages.stdenv.cc.bintools "ld"}";
-    # Keeps the Rust library sources' store path out of the binaries, as
-    # nixpkgs does for its kernels.
-    KRUSTFLAGS = "--remap-path-prefix ${rustPlatform.rustLibSrc}=/";
   };
 in
   assert lib.assertMsg (lib.versionAtLeast llvmPackages.clang-unwrapped.version "17")
