@@ -78,5 +78,5 @@ pub use artifacts::Artifacts;
 pub use error::{Error, Result};
 pub use interrupts::{Interrupts, IrqLine};
 pub use machine::{Machine, run_test};
-pub use qemu::{ConsoleMode, MachineType, VmConfig};
+pub use qemu::{ConsoleMode, Display, MachineType, VmConfig};
 pub use qmp::QmpClient;

@@ -50,6 +50,21 @@ impl MachineType {
     }
 }
 
+/// What the VM's screen is shown on. Keys typed into a window (or a VNC
+/// viewer) reach the guest's PS/2 keyboard.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Display {
+    /// No screen and no VGA card (`-display none`): tests, and `vm` without
+    /// `--gui`.
+    #[default]
+    None,
+    /// A GTK window on the user's display (`-display gtk`, named so that
+    /// QEMU fails instead of falling back to VNC when it has no GTK).
+    Window,
+    /// A VNC server at this `host:display` (e.g. `127.0.0.1:0`, port 5900).
+    Vnc(String),
+}
+
 /// Where the kernel console (ttyS0) goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleMode {
@@ -85,8 +100,8 @@ pub struct VmConfig {
     pub(crate) machine: MachineType,
     /// The accelerator.
     pub(crate) accel: Accel,
-    /// Open a display window (and a VGA card)?
-    pub(crate) gui: bool,
+    /// Where the screen is shown.
+    pub(crate) display: Display,
     /// Where ttyS0 goes.
     pub(crate) console: ConsoleMode,
     /// Directory of `qmp.sock` and `command.sock`, if not the default.
@@ -115,7 +130,7 @@ impl VmConfig {
             cpus: 1,
             machine: MachineType::Pc,
             accel: accel::chosen()?,
-            gui: false,
+            display: Display::None,
             console: ConsoleMode::Stdio { log: None },
             runtime_dir: None,
             extra_args: Vec::new(),
@@ -177,10 +192,10 @@ impl VmConfig {
         self
     }
 
-    /// Opens a display window (and a VGA card): keys typed into it reach the
-    /// guest's PS/2 keyboard. Without it, `-display none`.
-    pub fn with_gui(mut self, gui: bool) -> Self {
-        self.gui = gui;
+    /// Shows the screen (with a VGA card) on `display`: keys typed into
+    /// it reach the guest's PS/2 keyboard. The default is [`Display::None`].
+    pub fn with_display(mut self, display: Display) -> Self {
+        self.display = display;
         self
     }
 
@@ -328,10 +343,15 @@ impl VmConfig {
 
     /// With a GUI a VGA card and QEMU's default display, else neither.
     fn display_args(&self) -> Vec<OsString> {
-        if self.gui {
-            os_args(&["-vga", "std"])
-        } else {
-            os_args(&["-vga", "none", "-display", "none"])
+        match &self.display {
+            Display::None => os_args(&["-vga", "none", "-display", "none"]),
+            Display::Window => os_args(&["-vga", "std", "-display", "gtk"]),
+            Display::Vnc(at) => vec![
+                "-vga".into(),
+                "std".into(),
+                "-display".into(),
+                format!("vnc={at}").into(),
+            ],
         }
     }
 
@@ -504,7 +524,7 @@ mod tests {
             cpus: 1,
             machine: MachineType::Pc,
             accel: Accel::tcg("test"),
-            gui: false,
+            display: Display::None,
             console: ConsoleMode::LogFile("/logs/t.console.log".into()),
             runtime_dir: None,
             extra_args: vec![],
@@ -594,7 +614,7 @@ mod tests {
             .with_cpus(2)
             .with_machine(MachineType::Q35)
             .with_accel(kvm())
-            .with_gui(true)
+            .with_display(Display::Window)
             .with_console(ConsoleMode::Stdio {
                 log: Some("/l/vm,1.log".into()),
             })
@@ -626,6 +646,8 @@ mod tests {
                 "console=ttyS0 panic=-1",
                 "-vga",
                 "std",
+                "-display",
+                "gtk",
                 "-chardev",
                 "socket,id=qmp0,path=/run/x/qmp.sock,server=on,wait=off",
                 "-mon",
@@ -684,17 +706,20 @@ mod tests {
             .with_console(ConsoleMode::Stdio {
                 log: Some("/l/vm.log".into()),
             })
-            .with_gui(true)
+            .with_display(Display::Window)
             .with_ssdt(None)
             .with_machine(MachineType::Q35)
             .with_accel(kvm());
         let a = args(&c);
         assert!(!a.contains(&"-acpitable".to_owned()));
-        assert!(
-            !a.contains(&"-display".to_owned()),
-            "gui uses QEMU's default display"
+        assert_eq!(
+            after(&a, "-display"),
+            ["gtk"],
+            "a window, never a VNC fallback"
         );
         assert_eq!(after(&a, "-vga"), ["std"]);
+        let vnc = args(&c.with_display(Display::Vnc("127.0.0.1:0".into())));
+        assert_eq!(after(&vnc, "-display"), ["vnc=127.0.0.1:0"]);
         assert_eq!(after(&a, "-machine"), ["q35"]);
         assert_eq!(after(&a, "-accel"), ["kvm"]);
         assert_eq!(after(&a, "-cpu"), ["host"]);

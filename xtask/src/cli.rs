@@ -206,9 +206,14 @@ pub struct ArtifactsStepArgs {
 /// Arguments of `vm`.
 #[derive(Args)]
 pub struct VmArgs {
-    /// Open a QEMU window (the PS/2 keyboard then takes keys typed into it).
-    #[arg(long)]
+    /// Open a QEMU window on your display: keys typed into it go to the PS/2
+    /// keyboard the driver owns.
+    #[arg(long, conflicts_with = "vnc")]
     pub gui: bool,
+    /// Show the screen on a VNC server at this address instead (keys typed
+    /// into the viewer go to the PS/2 keyboard).
+    #[arg(long, value_name = "HOST:DISPLAY", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub vnc: Option<String>,
     /// Accelerator: kvm or tcg (default: kvm only if hardware KVM works).
     #[arg(long, env = "LAB_ACCEL")]
     pub accel: Option<String>,

@@ -95,6 +95,11 @@ pub struct HostPins {
     pub llvm_suffix: String,
     /// Package names.
     pub packages: Vec<String>,
+    /// What `vm --gui` needs besides (QEMU's GTK display).
+    pub gui_packages: Vec<String>,
+    /// What `test` needs besides: the GUI's and the X server and input
+    /// tool of the window test.
+    pub test_packages: Vec<String>,
 }
 
 /// What the kernel records of its build (`uname -v`, /proc/version): fixed

@@ -12,6 +12,8 @@ use anyhow::{Result, bail};
 pub fn run(args: &TestArgs) -> Result<()> {
     let artifacts = super::artifacts(args.no_build, &args.build, true)?;
     let host = Host::new()?;
+    // The window test's X server, input tool and QEMU GUI.
+    provision::ensure_host_packages(&host.pins.host.test_packages)?;
     let nextest = match exec::which("cargo-nextest") {
         Some(p) => p,
         None => provision::install_crate(
