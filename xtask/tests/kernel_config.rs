@@ -9,6 +9,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+mod common;
+use common::lab_artifacts;
+
 /// Paths of the provisioned toolchain, from the artifact manifest.
 struct Provisioned {
     kernel_source: PathBuf,
@@ -18,12 +21,7 @@ struct Provisioned {
 }
 
 fn provisioned() -> Provisioned {
-    let dir = std::env::var_os("LAB_ARTIFACTS")
-        .filter(|d| !d.is_empty())
-        .expect(
-            "LAB_ARTIFACTS is not set: run `cargo xtask test` (or `cargo xtask build` and set it)",
-        );
-    let manifest = PathBuf::from(dir).join("manifest.json");
+    let manifest = PathBuf::from(lab_artifacts()).join("manifest.json");
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", manifest.display()));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -9,43 +9,38 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::{Killed, lab_artifacts, wait_for};
 
 /// How long the boot may take (a TCG boot takes about 2 s on 2 cores).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn vm_boots_with_an_empty_cache_and_keeps_its_console_log() {
-    let artifacts = std::env::var_os("LAB_ARTIFACTS")
-        .filter(|d| !d.is_empty())
-        .expect("LAB_ARTIFACTS is not set: run `cargo xtask test`");
+    let artifacts = lab_artifacts();
     let cache = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["vm", "--no-build", "--append", "lab.poweroff"])
-        .env("LAB_ARTIFACTS", &artifacts)
-        .env("LAB_CACHE_DIR", cache.path())
-        .env_remove("LAB_LOG_DIR")
-        .stdin(Stdio::null())
-        // The console also goes to the log file, which is what is checked.
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > BOOT_TIMEOUT {
-            // QEMU is xtask's child with PR_SET_PDEATHSIG: it dies with it.
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("`xtask vm` did not exit within {BOOT_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // QEMU is xtask's child with PR_SET_PDEATHSIG: it dies with it.
+    let mut child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["vm", "--no-build", "--append", "lab.poweroff"])
+            .env("LAB_ARTIFACTS", &artifacts)
+            .env("LAB_CACHE_DIR", cache.path())
+            .env_remove("LAB_LOG_DIR")
+            .stdin(Stdio::null())
+            // The console also goes to the log file, which is what is checked.
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let status = wait_for("`xtask vm` to exit", BOOT_TIMEOUT, || {
+        child.0.try_wait().unwrap()
+    });
     let mut stderr = String::new();
     child
+        .0
         .stderr
         .take()
         .unwrap()

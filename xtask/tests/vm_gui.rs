@@ -9,38 +9,16 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+mod common;
+use common::{Killed, lab_artifacts, wait_for};
 
 /// How long the boot may take.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long each other wait may take.
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A child process killed when dropped (a failed assertion included).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Polls `done` every 100 ms until it gives a value or `timeout` passes.
-fn wait_for<T>(what: &str, timeout: Duration, mut done: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = done() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Starts Xvfb on the first free display number from 90 and returns it.
 fn start_xvfb() -> (Killed, String) {
@@ -100,9 +78,7 @@ fn scancode_bytes(console: &str) -> Vec<String> {
 
 #[test]
 fn keys_typed_into_the_qemu_window_reach_the_driver() {
-    let artifacts = std::env::var_os("LAB_ARTIFACTS")
-        .filter(|d| !d.is_empty())
-        .expect("LAB_ARTIFACTS is not set: run `cargo xtask test`");
+    let artifacts = lab_artifacts();
     let (_xvfb, display) = start_xvfb();
     let cache = tempfile::tempdir().unwrap();
     let log = cache.path().join("logs/vm-console.log");

@@ -108,6 +108,8 @@ impl KernelTools {
             .as_ref()
             .map_or_else(|| PathBuf::from("rustc"), |b| b.join("rustc"));
         let bindgen = self.bindgen.clone().unwrap_or_else(|| "bindgen".into());
+        // `remap=1`: the objects are built with `make`'s path remapping
+        // (a tree built before it must be rebuilt).
         format!(
             "llvm={} rust_lib_src={:?} rustc={} bindgen={} stamp={:?} remap=1",
             self.llvm,
