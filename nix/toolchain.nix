@@ -38,6 +38,7 @@
   bison,
   elfutils,
   flex,
+  lz4,
   openssl,
   perl,
   python3Minimal,
@@ -67,11 +68,13 @@ in
       rustc-unwrapped
       rust-bindgen-unwrapped
       # The kernel's build dependencies (Debian: bc bison flex libelf-dev
-      # libssl-dev python3, perl from the base system; xz compresses bzImage).
+      # libssl-dev python3, perl from the base system; lz4 compresses
+      # bzImage, CONFIG_KERNEL_LZ4).
       bc
       bison
       elfutils
       flex
+      lz4
       openssl
       perl
       python3Minimal

@@ -9,7 +9,7 @@
 //! $LAB_ARTIFACTS/bzImage              the lab kernel ("lab")
 //! $LAB_ARTIFACTS/rust_keyboard.ko     the module built against it
 //! $LAB_ARTIFACTS/initramfs.cpio.gz    busybox initramfs with /init and that module
-//! $LAB_ARTIFACTS/<kernel>/...         the same three for every other kernel (kunit/, ...)
+//! $LAB_ARTIFACTS/<kernel>/...         the same three for every other kernel (e.g. debug/)
 //! $LAB_ARTIFACTS/acpi/ssdt.aml        the real SSDT
 //! $LAB_ARTIFACTS/acpi/<name>.aml      test variants (sta-absent, no-irq, ...)
 //! $LAB_ARTIFACTS/manifest.json        versions and toolchain of the build
@@ -28,8 +28,6 @@ pub const CACHE_DIR_ENV: &str = "LAB_CACHE_DIR";
 
 /// The name of the lab's main kernel in `kernel/kernels.toml`.
 pub const LAB_KERNEL: &str = "lab";
-/// The name of the KUnit kernel in `kernel/kernels.toml`.
-pub const KUNIT_KERNEL: &str = "kunit";
 /// The driver's file name.
 pub const MODULE_FILE: &str = "rust_keyboard.ko";
 
@@ -176,16 +174,6 @@ impl Artifacts {
             self.layout.initramfs(kernel),
         )
     }
-
-    /// The KUnit kernel, `kunit/bzImage`.
-    pub fn kunit_kernel(&self) -> Result<PathBuf> {
-        self.kernel_of(KUNIT_KERNEL)
-    }
-
-    /// The initramfs of the KUnit kernel, `kunit/initramfs.cpio.gz`.
-    pub fn kunit_initramfs(&self) -> Result<PathBuf> {
-        self.initramfs_of(KUNIT_KERNEL)
-    }
 }
 
 /// `path` if it is a file, else [`Error::ArtifactMissing`] naming `what`.
@@ -257,8 +245,8 @@ mod tests {
         );
         assert_eq!(l.kernel("debug"), Path::new("/a/debug/bzImage"));
         assert_eq!(
-            l.initramfs(KUNIT_KERNEL),
-            Path::new("/a/kunit/initramfs.cpio.gz")
+            l.initramfs("debug"),
+            Path::new("/a/debug/initramfs.cpio.gz")
         );
         assert_eq!(l.acpi_table("no-irq.aml"), Path::new("/a/acpi/no-irq.aml"));
         assert_eq!(l.manifest(), Path::new("/a/manifest.json"));

@@ -1,10 +1,10 @@
-//! The KUnit kernel: proves that the pinned toolchain builds a Rust kernel
-//! that is correct, not just one that links, and runs the driver's own
-//! KUnit tests.
+//! KUnit in the lab's kernel: proves that the pinned toolchain builds a Rust
+//! kernel that is correct, not just one that links, and runs the driver's
+//! own KUnit tests.
 //!
-//! Boots `$LAB_ARTIFACTS/kunit/bzImage` (kernel/lab.config plus
-//! kernel/kunit.config) with `$LAB_ARTIFACTS/kunit/initramfs.cpio.gz` (the
-//! lab's /init and the module built against that kernel). The kernel runs
+//! Boots the lab's kernel (kernel/lab.config plus kernel/kunit.config, where
+//! KUnit is built in and dormant) and initramfs with `kunit.enable=1`, and
+//! checks that without it no suite runs. With it, the kernel runs
 //! its built-in Rust suites (the `kernel` crate's doctests and its
 //! `#[kunit_tests]` suites) at boot; /init's `insmod` then runs the module's
 //! suite `rust_keyboard_decoder` (module/decoder.rs). The KTAP both print on
@@ -40,6 +40,10 @@ const EXPECTED_SUITES: [&str; 9] = [
     // module/decoder.rs, run when rust_keyboard.ko is loaded.
     DECODER_SUITE,
 ];
+
+/// Wakes the dormant KUnit of the lab's kernel (kernel/kunit.config sets
+/// CONFIG_KUNIT_DEFAULT_ENABLED=n).
+const KUNIT_ENABLE: &str = "kunit.enable=1";
 
 /// The module's suite.
 const DECODER_SUITE: &str = "rust_keyboard_decoder";
@@ -103,9 +107,9 @@ fn rust_kunit_suites_pass() -> Result<()> {
     );
 
     let artifacts = Artifacts::from_env()?;
-    let kernel = artifacts.kunit_kernel()?;
-    let initramfs = artifacts.kunit_initramfs()?;
-    let config = VmConfig::new(kernel, initramfs)?.with_boot_timeout(BOOT_TIMEOUT);
+    let config = VmConfig::new(artifacts.kernel()?, artifacts.initramfs()?)?
+        .with_append(KUNIT_ENABLE)
+        .with_boot_timeout(BOOT_TIMEOUT);
 
     let ktap = run_test(config, |m| -> Result<Ktap> {
         // `Machine::start` returned after /init printed LAB-INIT-READY, which
@@ -211,4 +215,27 @@ fn rust_kunit_suites_pass() -> Result<()> {
 /// Joins items, one per line, for messages.
 fn join(items: impl IntoIterator<Item = String>) -> String {
     items.into_iter().collect::<Vec<_>>().join("\n  ")
+}
+
+/// Without `kunit.enable=1` the lab's kernel runs no suite, neither the
+/// built-in ones at boot nor the module's at insmod: KUnit in the kernel
+/// costs the other tests nothing but its size.
+#[test]
+fn kunit_is_dormant_without_kunit_enable() -> Result<()> {
+    let artifacts = Artifacts::from_env()?;
+    let config = VmConfig::new(artifacts.kernel()?, artifacts.initramfs()?)?;
+    run_test(config, |m| -> Result<()> {
+        let ktap = Ktap::parse(&m.console_text());
+        ensure!(
+            ktap.runs.is_empty(),
+            "KUnit ran without {KUNIT_ENABLE}: {} suite(s) on the console\nlast console lines:\n{}",
+            ktap.suites().count(),
+            m.console_tail(TAIL)
+        );
+        // KUnit is there (its `timeout` parameter is; `enable` has no sysfs
+        // file), so it is dormancy, not absence, that ran nothing.
+        m.succeed("test -f /sys/module/kunit/parameters/timeout")?;
+        Ok(())
+    })?;
+    Ok(())
 }

@@ -62,10 +62,6 @@ pub struct BuildArgs {
     /// with `build = "always"` are always built.
     #[arg(long = "kernel", value_name = "NAME")]
     pub kernels: Vec<String>,
-    /// Also build the KUnit kernel (same as `--kernel kunit`; `test` always
-    /// does).
-    #[arg(long)]
-    pub kunit: bool,
 }
 
 /// Arguments of the `kernel` step.
@@ -326,8 +322,8 @@ mod tests {
     #[test]
     fn named_paths_need_both_halves() {
         assert_eq!(
-            named_path("kunit=/a/b=c").unwrap(),
-            ("kunit".to_owned(), PathBuf::from("/a/b=c"))
+            named_path("debug=/a/b=c").unwrap(),
+            ("debug".to_owned(), PathBuf::from("/a/b=c"))
         );
         assert!(named_path("/a/b").is_err());
         assert!(named_path("=x").is_err());

@@ -186,42 +186,61 @@ mod tests {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
     }
 
+    /// A kernels.toml entry.
+    fn entry(name: &str, frag: &str, build: &str) -> String {
+        format!(
+            "[[kernel]]\nname = \"{name}\"\ndescription = \"d\"\nfragments = [\"{frag}\"]\nbuild = \"{build}\"\n"
+        )
+    }
+
+    /// The lab kernel plus a test-only kernel "debug", parsed.
+    fn lab_and_debug() -> Vec<KernelSpec> {
+        let text = format!(
+            "{}{}",
+            entry("lab", "lab.config", "always"),
+            entry("debug", "lab.config", "test")
+        );
+        parse(&text, &repo()).unwrap()
+    }
+
     #[test]
-    fn the_repository_kernel_list_has_the_lab_and_kunit_kernels() {
+    fn the_repository_kernel_list_has_the_lab_kernel_with_kunit() {
         let kernels = load(&repo()).unwrap();
         let names: Vec<&str> = kernels.iter().map(|k| k.name.as_str()).collect();
-        assert!(names.starts_with(&["lab", "kunit"]), "{names:?}");
-        let build = select(&kernels, &[], false).unwrap();
-        assert_eq!(build.len(), 1);
+        assert_eq!(names.first(), Some(&"lab"), "{names:?}");
+        assert_eq!(select(&kernels, &[], false).unwrap().len(), 1);
+        let lab = &kernels[0];
+        assert!(lab.fragments.iter().any(|f| f.ends_with("kunit.config")));
+    }
+
+    #[test]
+    fn test_kernels_are_built_for_tests_or_on_demand() {
+        let kernels = lab_and_debug();
+        assert_eq!(select(&kernels, &[], false).unwrap().len(), 1);
         let test = select(&kernels, &[], true).unwrap();
-        assert!(test.iter().any(|k| k.name == "kunit"));
+        assert!(test.iter().any(|k| k.name == "debug"));
     }
 
     #[test]
     fn steps_come_three_per_kernel_between_setup_and_install() {
-        let kernels = load(&repo()).unwrap();
-        let two = select(&kernels, &["kunit".into()], false).unwrap();
+        let kernels = lab_and_debug();
+        let two = select(&kernels, &["debug".into()], false).unwrap();
         let steps = steps(&two);
         assert_eq!(steps.len(), 2 + 3 * two.len() + 1);
         assert_eq!(steps[0], Step::Provision);
         assert_eq!(steps.last(), Some(&Step::Artifacts));
-        assert!(matches!(&steps[5], Step::Kernel(k) if k.name == "kunit"));
+        assert!(matches!(&steps[5], Step::Kernel(k) if k.name == "debug"));
     }
 
     #[test]
     fn unknown_names_and_bad_lists_are_refused_with_the_reason() {
-        let kernels = load(&repo()).unwrap();
+        let kernels = lab_and_debug();
         let err = select(&kernels, &["nope".into()], false).unwrap_err();
-        assert!(err.to_string().contains("there are: lab, kunit"), "{err}");
-        let entry = |name: &str, frag: &str, build: &str| {
-            format!(
-                "[[kernel]]\nname = \"{name}\"\ndescription = \"d\"\nfragments = [\"{frag}\"]\nbuild = \"{build}\"\n"
-            )
-        };
+        assert!(err.to_string().contains("there are: lab, debug"), "{err}");
         let lab = entry("lab", "lab.config", "always");
         for (text, why) in [
             (
-                entry("kunit", "lab.config", "test"),
+                entry("debug", "lab.config", "test"),
                 "no kernel named \"lab\"",
             ),
             (format!("{lab}{lab}"), "listed twice"),

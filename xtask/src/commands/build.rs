@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
-use vm_tests::artifacts::{KUNIT_KERNEL, LAB_KERNEL, Layout};
+use vm_tests::artifacts::{LAB_KERNEL, Layout};
 
 /// `cargo xtask build`: returns the artifact directory.
 pub fn run(args: &BuildArgs) -> Result<PathBuf> {
@@ -24,11 +24,7 @@ pub fn run(args: &BuildArgs) -> Result<PathBuf> {
 pub fn build(args: &BuildArgs, for_tests: bool) -> Result<PathBuf> {
     let start = Instant::now();
     let host = Host::new()?;
-    let mut wanted = args.kernels.clone();
-    if args.kunit {
-        wanted.push(KUNIT_KERNEL.to_owned());
-    }
-    let kernels = plan::select(&plan::load(&host.repo)?, &wanted, for_tests)?;
+    let kernels = plan::select(&plan::load(&host.repo)?, &args.kernels, for_tests)?;
     eprintln!("cache: {}", host.cache.root.display());
     let steps = plan::steps(&kernels);
     let mut runner = Runner::new(&host, args.jobs);

@@ -139,7 +139,7 @@ mod tests {
     use super::*;
     use crate::fsutil::sha256_of;
     use vm_tests::Artifacts;
-    use vm_tests::artifacts::{KUNIT_KERNEL, LAB_KERNEL};
+    use vm_tests::artifacts::LAB_KERNEL;
 
     /// A file `name` in `dir` holding `name`.
     fn file(dir: &Path, name: &str) -> PathBuf {
@@ -156,7 +156,7 @@ mod tests {
         file(b, "acpi/ssdt.aml");
         file(b, "acpi/no-irq.aml");
         file(b, "acpi/ssdt.lst");
-        let kernels: Vec<KernelFiles> = [LAB_KERNEL, KUNIT_KERNEL]
+        let kernels: Vec<KernelFiles> = [LAB_KERNEL, "debug"]
             .iter()
             .map(|name| KernelFiles {
                 name: (*name).to_owned(),
@@ -176,19 +176,19 @@ mod tests {
         assert_eq!(read(a.initramfs().unwrap()), "lab/initramfs.cpio.gz");
         assert_eq!(read(a.ssdt().unwrap()), "acpi/ssdt.aml");
         assert_eq!(read(a.acpi_table("no-irq").unwrap()), "acpi/no-irq.aml");
-        assert_eq!(read(a.kunit_kernel().unwrap()), "kunit/bzImage");
+        assert_eq!(read(a.kernel_of("debug").unwrap()), "debug/bzImage");
         assert_eq!(
-            read(a.kunit_initramfs().unwrap()),
-            "kunit/initramfs.cpio.gz"
+            read(a.initramfs_of("debug").unwrap()),
+            "debug/initramfs.cpio.gz"
         );
         assert!(!layout.acpi_dir().join("ssdt.lst").exists());
         let manifest: serde_json::Value = serde_json::from_str(&read(layout.manifest())).unwrap();
         assert_eq!(manifest["kernel_version"], "7.2.12-1");
-        assert_eq!(manifest["kernels"]["kunit"]["kernel"], "kunit/bzImage");
+        assert_eq!(manifest["kernels"]["debug"]["kernel"], "debug/bzImage");
         assert_eq!(manifest["kernels"]["lab"]["modules"][0], "rust_keyboard.ko");
         let sums = manifest["sha256"].as_object().unwrap();
         assert_eq!(sums.len(), 8, "{sums:?}");
-        assert_eq!(sums["kunit/bzImage"], sha256_of(["kunit/bzImage"]));
+        assert_eq!(sums["debug/bzImage"], sha256_of(["debug/bzImage"]));
         assert_eq!(sums["acpi/no-irq.aml"], sha256_of(["acpi/no-irq.aml"]));
     }
 
