@@ -19,11 +19,18 @@ stdenvNoCC.mkDerivation {
 
   buildPhase = ''
     runHook preBuild
+    args=()
+    ${lib.concatMapStrings (set: ''
+      args+=(--kernel ${set.name}=${set.kernel}/bzImage --initramfs ${set.name}=${set.initramfs}/initramfs.cpio.gz)
+      for ko in ${set.module}/*.ko; do
+        args+=(--module ${set.name}="$ko")
+      done
+    '') (lib.attrValues kernelSets)}
     xtask artifacts \
       --out "$out" \
       --acpi ${ssdt} \
       --kernel-version ${lib.escapeShellArg pins.kernel.version} \
-      ${lib.concatMapStringsSep " \\\n  " (set: "--kernel ${set.name}=${set.kernel}/bzImage --module ${set.name}=${set.module}/rust_keyboard.ko --initramfs ${set.name}=${set.initramfs}/initramfs.cpio.gz") (lib.attrValues kernelSets)}
+      "''${args[@]}"
     runHook postBuild
   '';
 

@@ -14,17 +14,22 @@ pkgs.lib.makeScope pkgs.newScope (self: {
   xtask = self.callPackage ./xtask.nix {};
 
   kernelSource = self.callPackage ./kernel-source.nix {};
-  # One set per kernel of kernel/kernels.toml: the kernel, the module built
-  # against it and an initramfs holding that module.
+  kernelList = self.callPackage ./kernels.nix {};
+  # One set per kernel of kernel/kernels.toml: the kernel, the module
+  # directories built against it and an initramfs holding those modules.
   kernelSets = pkgs.lib.listToAttrs (map (entry: {
-    inherit (entry) name;
-    value = rec {
       inherit (entry) name;
-      kernel = self.callPackage ./kernel.nix {inherit (entry) name description fragments;};
-      module = self.callPackage ./module.nix {inherit kernel;};
-      initramfs = self.callPackage ./initramfs.nix {inherit module;};
-    };
-  }) (self.callPackage ./kernels.nix {}));
+      value = rec {
+        inherit (entry) name;
+        kernel = self.callPackage ./kernel.nix {inherit (entry) name description fragments;};
+        module = self.callPackage ./module.nix {
+          inherit kernel;
+          inherit (self.kernelList) moduleDirs;
+        };
+        initramfs = self.callPackage ./initramfs.nix {inherit module;};
+      };
+    })
+    self.kernelList.kernels);
   ssdt = self.callPackage ./ssdt.nix {};
   artifacts = self.callPackage ./artifacts.nix {};
 

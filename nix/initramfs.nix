@@ -1,6 +1,6 @@
 # An initramfs: `xtask initramfs` packs nixpkgs' static busybox (the host
-# path uses Debian's busybox-static), the lab's /init and the module (built
-# against one of the lab's kernels) into $out/initramfs.cpio.gz.
+# path uses Debian's busybox-static), the lab's /init and the modules (every
+# .ko built against one of the lab's kernels) into $out/initramfs.cpio.gz.
 {
   lib,
   stdenvNoCC,
@@ -17,9 +17,13 @@ stdenvNoCC.mkDerivation {
 
   buildPhase = ''
     runHook preBuild
+    modules=()
+    for ko in ${module}/*.ko; do
+      modules+=(--module "$ko")
+    done
     xtask initramfs \
       --busybox ${lib.getExe' pkgsStatic.busybox "busybox"} \
-      --module ${module}/rust_keyboard.ko \
+      "''${modules[@]}" \
       --init ${../initramfs/init} \
       --out "$out/initramfs.cpio.gz"
     runHook postBuild

@@ -1,10 +1,16 @@
-# The kernels of kernel/kernels.toml, the list the host build tool reads too
-# (xtask/src/plan.rs), with each entry's fragments as paths of the checkout.
-# For each one the flake builds a kernel, the module against it and an
-# initramfs holding that module (./default.nix).
-{}:
-map (kernel: {
-  inherit (kernel) name description;
-  fragments = map (fragment: ../kernel + "/${fragment}") kernel.fragments;
-})
-(builtins.fromTOML (builtins.readFile ../kernel/kernels.toml)).kernel
+# kernel/kernels.toml, the list the host build tool reads too
+# (xtask/src/plan.rs): its kernels, with each entry's fragments as paths of
+# the checkout, and its module directories. For each kernel the flake builds
+# the kernel, every module directory against it and an initramfs holding
+# those modules (./default.nix).
+{}: let
+  list = builtins.fromTOML (builtins.readFile ../kernel/kernels.toml);
+in {
+  kernels =
+    map (kernel: {
+      inherit (kernel) name description;
+      fragments = map (fragment: ../kernel + "/${fragment}") kernel.fragments;
+    })
+    list.kernel;
+  moduleDirs = map (module: ../. + "/${module.dir}") list.module;
+}

@@ -1,57 +1,68 @@
-# The driver: `xtask module` against the build tree (dev output) of one of
-# the lab's kernels, with the same toolchain as that kernel. $out holds
-# rust_keyboard.ko only; the object tree stays in the build directory.
+# The modules: `xtask module` for every module directory of
+# kernel/kernels.toml (the driver, the test-only modules) against the build
+# tree (dev output) of one of the lab's kernels, with the same toolchain as
+# that kernel. $out holds the .ko files only; the object trees stay in the
+# build directory.
 {
   lib,
   toolchain,
   kernel,
+  moduleDirs,
   xtask,
 }: let
-  # The Kbuild file and the Rust sources; not an editor's rust-project.json.
-  source = lib.fileset.toSource {
-    root = ../module;
-    fileset = lib.fileset.unions [
-      ../module/Kbuild
-      (lib.fileset.fileFilter (file: file.hasExt "rs") ../module)
-    ];
-  };
+  # A directory's Kbuild file and its C and Rust sources; not an editor's
+  # rust-project.json.
+  sourceOf = dir:
+    lib.fileset.toSource {
+      root = dir;
+      fileset = lib.fileset.unions [
+        (dir + "/Kbuild")
+        (lib.fileset.fileFilter (file: lib.any file.hasExt ["rs" "c" "h"]) dir)
+      ];
+    };
+  # One build per directory: its own copy and its own output directory.
+  buildOne = dir: let
+    name = baseNameOf dir;
+  in ''
+    cp --recursive --no-preserve=mode ${sourceOf dir} ${name}
+    xtask module \
+      --kdir ${kernel.dev}/build \
+      --src "$PWD/${name}" \
+      --out "$NIX_BUILD_TOP/module-out/${name}" \
+      ${toolchain.xtaskArgs} \
+      --jobs "$NIX_BUILD_CORES"
+  '';
 in
   toolchain.stdenv.mkDerivation {
-    pname = "rust-keyboard-module-${kernel.kernelName}";
+    pname = "rust-kbd-lab-modules-${kernel.kernelName}";
     inherit (kernel) version;
 
     # No `src`: stdenv would export it, and kbuild reads $(src) as the
     # directory of the module being built (nixpkgs unsets it for its
     # kernels, pkgs/os-specific/linux/kernel/build.nix). The sources are
     # copied out of the store instead, so that no store path of them ends
-    # up in the module's file names.
+    # up in the modules' file names.
     dontUnpack = true;
 
     nativeBuildInputs = toolchain.packages ++ [xtask];
     env = toolchain.kbuildEnv;
     hardeningDisable = ["all"];
-    # A module that names no store path: the artifact directory copies it.
+    # Modules that name no store path: the artifact directory copies them.
     allowedReferences = [];
 
     buildPhase = ''
       runHook preBuild
-      cp --recursive --no-preserve=mode ${source} module
-      xtask module \
-        --kdir ${kernel.dev}/build \
-        --src "$PWD/module" \
-        --out "$NIX_BUILD_TOP/module-out" \
-        ${toolchain.xtaskArgs} \
-        --jobs "$NIX_BUILD_CORES"
+      ${lib.concatMapStrings buildOne moduleDirs}
       runHook postBuild
     '';
 
     installPhase = ''
       runHook preInstall
-      install -D --mode=0444 --target-directory="$out" "$NIX_BUILD_TOP"/module-out/*.ko
+      install -D --mode=0444 --target-directory="$out" "$NIX_BUILD_TOP"/module-out/*/*.ko
       runHook postInstall
     '';
 
-    # A kernel module: nothing for the generic ELF fixups to do.
+    # Kernel modules: nothing for the generic ELF fixups to do.
     dontFixup = true;
 
     passthru = {inherit (kernel) kernelName;};

@@ -42,7 +42,6 @@
   openssl,
   perl,
   python3Minimal,
-  xz,
   zlib,
 }: let
   bindgen = lib.getExe' rust-bindgen-unwrapped "bindgen";
@@ -78,7 +77,6 @@ in
       openssl
       perl
       python3Minimal
-      xz
       zlib
     ];
 

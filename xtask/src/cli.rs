@@ -31,6 +31,9 @@ pub enum Command {
     Test(TestArgs),
     /// Check the Nix files: parse, alejandra --check, deadnix, flake.lock.
     NixCheck,
+    /// Format every Nix file of the checkout in place with alejandra (the
+    /// version nix-check checks with; `nix fmt` does the same where Nix works).
+    NixFmt,
     /// Benchmark: boot the VM several times, report boot-to-driver-bound time.
     Bench(BenchArgs),
     /// Check that two builds from clean, in two fresh cache directories,
@@ -76,6 +79,10 @@ pub struct KernelStepArgs {
     /// The `O=` tree (default: <out>/build): KDIR for out-of-tree modules.
     #[arg(long)]
     pub build_dir: Option<PathBuf>,
+    /// Kernel patch(es) applied onto a copy of the source before the
+    /// build, in the order given (the lab's series: kernel/patches/*.patch).
+    #[arg(long = "patch")]
+    pub patches: Vec<PathBuf>,
     /// Config fragment(s) merged onto tinyconfig, in order.
     #[arg(long = "fragment", required = true)]
     pub fragments: Vec<PathBuf>,

@@ -48,9 +48,13 @@ impl Host {
         self.kernel_out(t, name).join("build")
     }
 
-    /// The module's build directory for the kernel `name`.
-    pub fn module_out(&self, name: &str) -> PathBuf {
-        self.cache.builds().join(format!("module-{name}"))
+    /// The build directory of the module directory `dir` (of
+    /// kernels.toml) for the kernel `name`.
+    pub fn module_out(&self, name: &str, dir: &str) -> PathBuf {
+        self.cache
+            .builds()
+            .join(format!("module-{name}"))
+            .join(dir.replace('/', "-"))
     }
 
     /// The initramfs built for the kernel `name`.

@@ -90,8 +90,9 @@ pub fn run(repo: &Path, cache: &Cache) -> Result<()> {
     );
     report(
         &format!("format (alejandra {})", versions.alejandra),
-        alejandra_check(&files, &rel)
-            .map_err(|out| format!("{out}\nfix: `nix fmt` (alejandra) where Nix works")),
+        alejandra_check(&files, &rel).map_err(|out| {
+            format!("{out}\nfix: `cargo xtask nix-fmt` (or `nix fmt` where Nix works)")
+        }),
     );
     report(
         &format!("dead code (deadnix {})", versions.deadnix),
@@ -150,6 +151,28 @@ fn lint_table_check(repo: &Path) -> Result<String, String> {
         written.display(),
         lints::TABLE
     ))
+}
+
+/// `cargo xtask nix-fmt`: formats every Nix file of `repo` in place with
+/// the linked alejandra, naming each file it changed.
+pub fn format(repo: &Path) -> Result<()> {
+    use alejandra::format::{Status, in_fs};
+    let mut changed = 0;
+    for file in nix_files(repo)? {
+        match in_fs(file.display().to_string(), true) {
+            Status::Error(e) => bail!("cannot format {}: {e}", file.display()),
+            Status::Changed(true) => {
+                changed += 1;
+                eprintln!("formatted {}", file.display());
+            }
+            Status::Changed(false) => {}
+        }
+    }
+    eprintln!(
+        "nix-fmt: {changed} file(s) changed (alejandra {})",
+        alejandra::version::VERSION
+    );
+    Ok(())
 }
 
 /// `alejandra --check` on `files`, in process with the alejandra library

@@ -47,19 +47,63 @@ impl KernelSpec {
     }
 }
 
-/// The file's shape: `[[kernel]]` tables.
+/// One out-of-tree module directory of `kernel/kernels.toml`, built
+/// against every kernel.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleSpec {
+    /// The directory (with its Kbuild file), relative to the checkout.
+    pub dir: String,
+    /// What it holds, shown in the progress output.
+    pub description: String,
+}
+
+/// The file's shape: `[[kernel]]` and `[[module]]` tables.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KernelsFile {
     kernel: Vec<KernelSpec>,
+    #[serde(default)]
+    module: Vec<ModuleSpec>,
 }
 
-/// Reads and checks `kernel/kernels.toml` of the checkout `repo`.
-pub fn load(repo: &Path) -> Result<Vec<KernelSpec>> {
+/// The text of `kernel/kernels.toml` of the checkout `repo`.
+fn read(repo: &Path) -> Result<(PathBuf, String)> {
     let path = repo.join(KERNELS_FILE);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the kernel list {}", path.display()))?;
+    Ok((path, text))
+}
+
+/// Reads and checks the kernels of `kernel/kernels.toml` of the checkout
+/// `repo`.
+pub fn load(repo: &Path) -> Result<Vec<KernelSpec>> {
+    let (path, text) = read(repo)?;
     parse(&text, repo).with_context(|| format!("in the kernel list {}", path.display()))
+}
+
+/// Reads and checks the module directories of `kernel/kernels.toml` of the
+/// checkout `repo`: at least one, each listed once, each with a Kbuild file.
+pub fn load_modules(repo: &Path) -> Result<Vec<ModuleSpec>> {
+    let (path, text) = read(repo)?;
+    parse_modules(&text, repo).with_context(|| format!("in the kernel list {}", path.display()))
+}
+
+/// Parses and checks the `[[module]]` entries of kernel list text.
+pub fn parse_modules(text: &str, repo: &Path) -> Result<Vec<ModuleSpec>> {
+    let modules = toml::from_str::<KernelsFile>(text)?.module;
+    if modules.is_empty() {
+        bail!("no [[module]] entry: the driver's directory must be listed");
+    }
+    for (i, m) in modules.iter().enumerate() {
+        if modules[..i].iter().any(|o| o.dir == m.dir) {
+            bail!("module directory {:?} is listed twice", m.dir);
+        }
+        if !repo.join(&m.dir).join("Kbuild").is_file() {
+            bail!("module directory {:?} has no Kbuild file", m.dir);
+        }
+    }
+    Ok(modules)
 }
 
 /// Parses and checks kernel list text: unique, path-safe names, the lab
@@ -142,7 +186,8 @@ pub enum Step {
     Ssdt,
     /// Configure, check and build a kernel.
     Kernel(KernelSpec),
-    /// The driver against that kernel.
+    /// The module directories (the driver, the test modules) against that
+    /// kernel.
     Module(KernelSpec),
     /// The initramfs holding that driver.
     Initramfs(KernelSpec),
@@ -157,7 +202,7 @@ impl Step {
             Step::Provision => "provision: host packages, kernel source, rust-src, bindgen".into(),
             Step::Ssdt => "ssdt: compile the ACPI tables".into(),
             Step::Kernel(k) => format!("kernel {}: {}", k.name, k.description),
-            Step::Module(k) => format!("module against the {} kernel", k.name),
+            Step::Module(k) => format!("modules against the {} kernel", k.name),
             Step::Initramfs(k) => format!("initramfs for the {} kernel", k.name),
             Step::Artifacts => "artifacts: install and write the manifest".into(),
         }
@@ -230,6 +275,25 @@ mod tests {
         assert_eq!(steps[0], Step::Provision);
         assert_eq!(steps.last(), Some(&Step::Artifacts));
         assert!(matches!(&steps[5], Step::Kernel(k) if k.name == "debug"));
+    }
+
+    #[test]
+    fn the_module_directories_start_with_the_driver_and_are_checked() {
+        let modules = load_modules(&repo()).unwrap();
+        assert_eq!(modules[0].dir, "module");
+        let module = |dir: &str| format!("[[module]]\ndir = \"{dir}\"\ndescription = \"d\"\n");
+        let lab = entry("lab", "lab.config", "always");
+        for (text, why) in [
+            (lab.clone(), "no [[module]]"),
+            (
+                format!("{lab}{}{}", module("module"), module("module")),
+                "listed twice",
+            ),
+            (format!("{lab}{}", module("kernel")), "no Kbuild"),
+        ] {
+            let err = format!("{:#}", parse_modules(&text, &repo()).unwrap_err());
+            assert!(err.contains(why), "{why}: {err}");
+        }
     }
 
     #[test]

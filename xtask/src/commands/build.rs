@@ -7,7 +7,7 @@ use crate::host::Host;
 use crate::plan::{self, KernelSpec, Step};
 use crate::provision::Toolchain;
 use crate::steps::artifacts::{self, KernelFiles, ToolchainRecord};
-use crate::steps::{initramfs, kernel, module, ssdt};
+use crate::steps::{initramfs, kernel, module, patches, ssdt};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -92,6 +92,7 @@ impl<'a> Runner<'a> {
                 let t = self.toolchain()?;
                 let built = kernel::build(
                     &t.kernel_src,
+                    &patches::series(&host.repo)?,
                     &k.fragment_paths(&host.repo),
                     &host.kernel_out(t, &k.name),
                     &host.kernel_tree(t, &k.name),
@@ -102,13 +103,16 @@ impl<'a> Runner<'a> {
             }
             Step::Module(k) => {
                 let t = self.toolchain()?;
-                let kos = module::build(
-                    &host.kernel_tree(t, &k.name),
-                    &host.repo.join("module"),
-                    &host.module_out(&k.name),
-                    &host.kernel_tools(t, self.jobs),
-                    &host.logs(&k.name),
-                )?;
+                let mut kos = Vec::new();
+                for m in plan::load_modules(&host.repo)? {
+                    kos.extend(module::build(
+                        &host.kernel_tree(t, &k.name),
+                        &host.repo.join(&m.dir),
+                        &host.module_out(&k.name, &m.dir),
+                        &host.kernel_tools(t, self.jobs),
+                        &host.logs(&k.name),
+                    )?);
+                }
                 self.modules.insert(k.name.clone(), kos);
             }
             Step::Initramfs(k) => self.initramfs(k)?,
@@ -152,8 +156,15 @@ impl<'a> Runner<'a> {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        // The source the lab kernel was built from: the patched copy when
+        // the lab carries patches.
+        let kernel_source = if patches::series(&host.repo)?.is_empty() {
+            t.kernel_src.clone()
+        } else {
+            kernel::patched_source(&host.kernel_tree(t, LAB_KERNEL))
+        };
         let toolchain = ToolchainRecord {
-            kernel_source: t.kernel_src.clone(),
+            kernel_source,
             kernel_build: host.kernel_tree(t, LAB_KERNEL),
             rust_lib_src: t.rust_lib_src.clone(),
             bindgen: t.bindgen.clone(),

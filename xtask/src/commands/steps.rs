@@ -43,6 +43,7 @@ pub fn kernel(args: &KernelStepArgs) -> Result<()> {
         .unwrap_or_else(|| args.out.join("build"));
     let out = kernel::build(
         &args.src,
+        &args.patches,
         &args.fragments,
         &args.out,
         &build_dir,

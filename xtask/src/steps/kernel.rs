@@ -1,9 +1,11 @@
-//! The kernel step: configure (tinyconfig + fragments + olddefconfig), check
-//! that Kconfig kept every option of the fragments, build `bzImage` and
-//! `modules` (Module.symvers for out-of-tree modules).
+//! The kernel step: apply the lab's patch series (onto a copy of the source,
+//! see [`super::patches`]), configure (tinyconfig + fragments +
+//! olddefconfig), check that Kconfig kept every option of the fragments,
+//! build `bzImage` and `modules` (Module.symvers for out-of-tree modules).
 
 use super::kbuild::{KernelTools, existing};
 use super::kconfig;
+use super::patches;
 use crate::exec::{self, cmd};
 use crate::fsutil::{install_file, sha256_of};
 use anyhow::{Context, Result, bail};
@@ -23,21 +25,27 @@ pub struct KernelOutput {
 /// build was made from.
 const STAMP: &str = ".lab-kernel-stamp";
 
-/// Configures and builds the kernel at `src`: the `O=` tree is `build_dir`
-/// (the kernel builds in place there, so its own Makefile's paths stay
-/// valid), the image is copied to `out/bzImage`. Skips everything when
-/// both already hold a build of the same source, fragments and tools.
+/// Configures and builds the kernel at `src` with `patches` applied: the
+/// `O=` tree is `build_dir` (the kernel builds in place there, so its own
+/// Makefile's paths stay valid), the patched source is `source` beside it
+/// (`<build_dir>/../source`: kept, since the `O=` tree refers to it), the
+/// image is copied to `out/bzImage`. Skips everything when both already
+/// hold a build of the same source, patches, fragments and tools.
 pub fn build(
     src: &Path,
+    patches: &[PathBuf],
     fragments: &[PathBuf],
     out: &Path,
     build_dir: &Path,
     tools: &KernelTools,
     log_dir: &Path,
 ) -> Result<KernelOutput> {
-    let src = existing(src, "kernel source")?;
-    if !src.join("Kconfig").is_file() {
-        bail!("{} is not a kernel source tree (no Kconfig)", src.display());
+    let pristine = existing(src, "kernel source")?;
+    if !pristine.join("Kconfig").is_file() {
+        bail!(
+            "{} is not a kernel source tree (no Kconfig)",
+            pristine.display()
+        );
     }
     // merge_config.sh runs in the build directory: make the paths absolute.
     let fragments: Vec<PathBuf> = fragments
@@ -56,16 +64,24 @@ pub fn build(
     std::fs::create_dir_all(build_dir)?;
     let out = out.canonicalize()?;
     let build_dir = build_dir.canonicalize()?;
+    let src = patches::apply(&pristine, patches, &patched_source(&build_dir))?;
     let bz_image = out.join("bzImage");
     let output = KernelOutput {
         bz_image: bz_image.clone(),
         build_dir: build_dir.clone(),
     };
-    let key = sha256_of([
+    // The patched tree's path is the same for every series: the series
+    // itself is part of the key (and nothing is added without patches, so
+    // an unpatched build keeps its key).
+    let mut identity = vec![
         src.display().to_string(),
         fragment_text.clone(),
         tools.identity(),
-    ]);
+    ];
+    if !patches.is_empty() {
+        identity.push(patches::identity(&pristine, patches)?);
+    }
+    let key = sha256_of(identity);
     let stamp = out.join(STAMP);
     if bz_image.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&key) {
         eprintln!("  kernel: up to date ({})", out.display());
@@ -117,6 +133,12 @@ pub fn build(
     install_file(&image, &bz_image)?;
     std::fs::write(&stamp, key)?;
     Ok(output)
+}
+
+/// Where the patched source of the `O=` tree `build_dir` lives: `source`
+/// beside it.
+pub fn patched_source(build_dir: &Path) -> PathBuf {
+    build_dir.with_file_name("source")
 }
 
 /// Fails, listing every option Kconfig dropped or changed, if the final

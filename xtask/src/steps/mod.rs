@@ -8,4 +8,5 @@ pub mod kbuild;
 pub mod kconfig;
 pub mod kernel;
 pub mod module;
+pub mod patches;
 pub mod ssdt;

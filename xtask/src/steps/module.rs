@@ -35,7 +35,15 @@ pub fn build(
         .arg(format!("MO={}", objdir.display()))
         .arg(format!("-j{}", tools.jobs.max(1)))
         .arg("modules");
-    exec::run_logged(&mut c, "module: build", &log_dir.join("module-build.log"))?;
+    // One log per module directory: `module-build-<its name>.log`.
+    let name = src
+        .file_name()
+        .map_or_else(|| "module".into(), |n| n.to_string_lossy().into_owned());
+    exec::run_logged(
+        &mut c,
+        &format!("module: build {name}/"),
+        &log_dir.join(format!("module-build-{name}.log")),
+    )?;
     let mut built = Vec::new();
     for entry in std::fs::read_dir(&objdir)? {
         let p = entry?.path();
