@@ -52,9 +52,10 @@
 //!
 //! Wake-ups merge: one thread run or work run may find many bytes. The bottom half drains the
 //! ring until it is empty. A byte that arrives after the drain saw the ring empty is not lost:
-//! the hard handler queues the byte *before* it wakes the thread or queues the work, and both
-//! the IRQ core and the workqueue clear their "pending" flag before the handler function runs,
-//! so that wake-up starts another run.
+//! the hard handler queues the byte *before* it queues the work, and the workqueue clears a work
+//! item's "pending" bit before it calls the work function, so that queueing starts another run;
+//! in threaded mode the handler and the thread agree through a flag whether the thread must be
+//! woken (see [`ThreadedHandler`]).
 //!
 //! # I/O ports
 //!
@@ -119,8 +120,11 @@ use kernel::{
         aref::ARef,
         atomic::{
             Atomic,
+            AtomicFlag,
+            Full,
             Relaxed, //
         },
+        barrier::smp_mb,
         Arc,
         SpinLock, //
     },
@@ -387,6 +391,9 @@ struct Shared {
     /// The bottom half of the hard and workqueue modes, on the system workqueue.
     #[pin]
     work: Work<Shared>,
+    /// Threaded mode: the IRQ thread is neither running nor woken, so the next byte must wake
+    /// it (see [`ThreadedHandler`]).
+    thread_idle: AtomicFlag,
 }
 
 impl_has_work! {
@@ -419,6 +426,7 @@ impl Shared {
             decoder <- new_spinlock!(Decoder::new()),
             hub,
             work <- new_work!("rust_keyboard::work"),
+            thread_idle: AtomicFlag::new(true),
         })
     }
 
@@ -530,6 +538,19 @@ impl irq::Handler for HardHandler {
 
 /// The handlers of threaded mode: the hard handler reads and queues the byte, the thread
 /// decodes.
+///
+/// The hard handler wakes the thread only when it is idle ([`Shared::thread_idle`]), and returns
+/// `IRQ_HANDLED` when a run is already under way or pending that will find the byte. Each wake-up
+/// then stands for exactly one run of the thread, which is what the IRQ core's spurious interrupt
+/// accounting assumes (it counts a `IRQ_WAKE_THREAD` as handled only if the thread completed a
+/// run since the previous one, so merged wake-ups would show up as unhandled interrupts in
+/// `/proc/irq/1/spurious`).
+///
+/// No byte waits for a wake-up that never comes. The hard handler publishes the byte, then
+/// swaps `thread_idle` to `false`; the thread, after draining, sets `thread_idle` and then looks at
+/// the ring again. Both sides order their write before their read with a full barrier, so at
+/// least one of them sees the other's write: either the hard handler sees the thread idle and
+/// wakes it, or the thread sees the byte and drains it.
 struct ThreadedHandler {
     /// The device's shared state.
     shared: Arc<Shared>,
@@ -537,16 +558,36 @@ struct ThreadedHandler {
 
 impl irq::ThreadedHandler for ThreadedHandler {
     fn handle(&self, _dev: &device::Device<Bound>) -> ThreadedIrqReturn {
-        let Some(byte) = self.shared.read_byte() else {
+        let shared = &self.shared;
+        let Some(byte) = shared.read_byte() else {
             return ThreadedIrqReturn::None;
         };
-        self.shared.queue_byte(byte);
-        // Even if the ring was full: the thread must run and empty it.
-        ThreadedIrqReturn::WakeThread
+        // Even if the ring is full: the thread is then woken, or busy, and will empty it.
+        shared.queue_byte(byte);
+        // `Full`: the byte's publication is ordered before the read of the flag.
+        if shared.thread_idle.xchg(false, Full) {
+            ThreadedIrqReturn::WakeThread
+        } else {
+            ThreadedIrqReturn::Handled
+        }
     }
 
     fn handle_threaded(&self, _dev: &device::Device<Bound>) -> IrqReturn {
-        self.shared.bottom_half();
+        let shared = &self.shared;
+        loop {
+            shared.bottom_half();
+            shared.thread_idle.store(true, Relaxed);
+            // Orders the store above before the check below (see the type's documentation).
+            smp_mb();
+            if shared.ring.is_empty() {
+                break;
+            }
+            // A byte came in after the drain, and its handler may have seen the thread busy.
+            if !shared.thread_idle.xchg(false, Full) {
+                // It saw the thread idle instead and has woken it: the next run drains the byte.
+                break;
+            }
+        }
         IrqReturn::Handled
     }
 }
