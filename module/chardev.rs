@@ -368,14 +368,19 @@ pub(crate) struct OpenFiles;
 
 impl Drop for OpenFiles {
     fn drop(&mut self) {
-        let mut warned = false;
+        /// Polling interval.
+        const POLL: Delta = Delta::from_millis(10);
+        /// Polls before the wait is logged: a reader that was just woken closes its file sooner.
+        const QUIET_POLLS: u32 = 100;
+
+        let mut polls = 0u32;
         // Pairs with the `Release` decrement in `release()`.
         while OPEN_FILES.load(Acquire) != 0 {
-            if !warned {
+            if polls == QUIET_POLLS {
                 pr_info!("waiting for the open /dev/kbd0001 files to be closed\n");
-                warned = true;
             }
-            fsleep(Delta::from_millis(10));
+            polls = polls.saturating_add(1);
+            fsleep(POLL);
         }
     }
 }

@@ -1108,7 +1108,7 @@ mod tests {
             0x37,
         ];
         let n = decode_all(&bytes, &mut events);
-        assert_eq!(n, 6);
+        assert_eq!(n, 7);
         for event in events.iter().flatten() {
             assert_eq!(KeyEvent::from_word(event.to_word()), Some(*event));
         }
