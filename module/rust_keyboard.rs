@@ -59,25 +59,15 @@
 //!
 //! # I/O ports
 //!
-//! The ports are the named constants [`DATA_PORT`] and [`STATUS_PORT`], not values read from the
-//! device's resources, because the Rust API of this kernel (7.2) cannot give a driver an I/O port
-//! resource:
-//!
-//! - `platform::Device::resource_by_index()` and `resource_by_name()` call
-//!   `platform_get_resource{,_byname}()` with `IORESOURCE_MEM` hard-coded
-//!   (`rust/kernel/platform.rs`), so the two `IO` descriptors of `_CRS` are invisible to them;
-//! - `io::resource::Resource::from_raw()` and `device::Device::as_raw()` are `pub(crate)`, so a
-//!   driver cannot reach the `struct resource` of an `IORESOURCE_IO` range, nor the parent
-//!   `ioport_resource` that `Resource::request_region()` would need to claim the ports, without
-//!   calling raw bindings on a pointer cast that relies on the private layout of
-//!   `platform::Device`.
-//!
-//! For the same reason probe cannot compare the constants with the device's I/O resources. What
-//! ties the constants to the device is the match itself: the driver only binds to `KBD0001`,
-//! whose `_CRS` declares exactly these ports (the ACPI core already shows them in
-//! `/proc/ioports` as `KBD0001:00`). The hardware access is confined to [`PortIo`], whose
-//! constructor is reachable only from [`I8042Ports::new`], which needs the device bound to this
-//! driver; [`I8042Ports`] is the one type to change when the ports come from the device.
+//! The data and status ports are the first and second `IO` descriptors of the device's `_CRS`,
+//! looked up with `platform::Device::io_port_request_by_index()` and claimed with
+//! `request_region_sized::<1>()` (they show in `/proc/ioports` as `rust_keyboard`), both added to
+//! the `kernel` crate by the lab's patch series (`kernel/patches/0001-*`; 7.2 itself has no I/O
+//! port resource for a platform driver). Patch `0002-*` lets a driver claim the i8042's ports on
+//! x86, which the architecture otherwise reserves as busy. Probe refuses a device whose
+//! resources are not two single ports, or whose status register never reports an empty output
+//! buffer (no i8042 there: an unassigned port reads `0xff`), with an error naming both ports.
+//! The claims are device-managed (`Devres`): they are released when the device unbinds.
 //!
 //! The in-kernel i8042/atkbd drivers must be disabled (`CONFIG_SERIO_I8042=n`), otherwise they
 //! own the controller. The driver only reads from the controller; the configuration SeaBIOS
@@ -103,12 +93,17 @@ use kernel::{
         Dir,
         Scope, //
     },
+    devres::Devres,
     device::{
         self,
         Bound,
         Core, //
     },
     driver, fmt,
+    io::{
+        port::IoPort,
+        Io, //
+    },
     irq::{
         self,
         IrqReturn,
@@ -152,11 +147,14 @@ module! {
     },
 }
 
-/// I/O port of the i8042 data register: scancodes are read here.
-const DATA_PORT: u16 = 0x60;
+/// Index of the data port among the device's ACPI I/O resources.
+const DATA_INDEX: u32 = 0;
 
-/// I/O port of the i8042 status register (when read).
-const STATUS_PORT: u16 = 0x64;
+/// Index of the status port among the device's ACPI I/O resources.
+const STATUS_INDEX: u32 = 1;
+
+/// The name the ports are claimed under, as shown in `/proc/ioports`.
+const PORT_OWNER: &CStr = c"rust_keyboard";
 
 /// Index of the keyboard interrupt among the device's ACPI interrupt resources.
 const IRQ_INDEX: u32 = 0;
@@ -208,112 +206,97 @@ impl Mode {
     }
 }
 
-/// One x86 I/O port of the keyboard controller this driver is bound to, read with `in al, dx`.
-///
-/// There is no port I/O abstraction in the kernel crate (`io::mem` is MMIO only), so this type is
-/// the only place where the driver executes a port instruction.
-///
-/// # Invariants
-///
-/// `port` is [`DATA_PORT`] or [`STATUS_PORT`] of the i8042 controller described by the
-/// `KBD0001` ACPI device this driver is bound to, and no other driver uses that controller.
-struct PortIo {
-    /// The port number, passed to the `in` instruction in `dx`.
-    port: u16,
-}
+/// One claimed I/O port of the device's i8042 controller.
+type Port = Devres<IoPort<'static, 1>>;
 
-impl PortIo {
-    /// Wraps `port`.
-    ///
-    /// # Safety
-    ///
-    /// `port` must be [`DATA_PORT`] or [`STATUS_PORT`] of the i8042 controller of a `KBD0001`
-    /// device that is bound to this driver.
-    const unsafe fn new(port: u16) -> Self {
-        // INVARIANT: guaranteed by the caller.
-        Self { port }
-    }
-
-    /// Reads one byte from the port.
-    ///
-    /// Reading the data port pops the byte from the controller's output buffer; reading the
-    /// status port has no side effect.
-    fn read(&self) -> u8 {
-        let value: u8;
-        // SAFETY: `in al, dx` reads one byte from the I/O port in `dx` into `al`; both registers
-        // are declared as operands. It does not access memory (`nomem`), does not use the stack
-        // (`nostack`) and does not change the flags (`preserves_flags`), so it cannot break any
-        // guarantee the compiler relies on. It runs at CPL 0 in the kernel, so it does not fault
-        // (in an SEV-ES/TDX guest the kernel's #VC/#VE handler emulates it, exactly as for the
-        // C `inb()`). Its only effect is on the device behind the port: by the type invariant that
-        // is the i8042 controller this driver owns, and reading an i8042 register at most
-        // consumes the byte waiting in its output buffer, which is this driver's to consume.
-        unsafe {
-            core::arch::asm!(
-                "in al, dx",
-                out("al") value,
-                in("dx") self.port,
-                options(nomem, nostack, preserves_flags),
-            );
-        }
-        value
-    }
-}
-
-/// The data and status ports of the i8042 controller of the bound `KBD0001` device.
-///
-/// # Invariants
-///
-/// `data.port == DATA_PORT` and `status.port == STATUS_PORT`.
+/// The data and status ports of the i8042 controller of a bound `KBD0001` device, from its
+/// `_CRS`, claimed for this driver until the device unbinds.
 struct I8042Ports {
-    /// The data register, [`DATA_PORT`].
-    data: PortIo,
-    /// The status register, [`STATUS_PORT`].
-    status: PortIo,
+    /// The data register: scancodes are read here.
+    data: Port,
+    /// The status register (when read).
+    status: Port,
+    /// The data port's number, for messages.
+    data_port: u64,
+    /// The status port's number, for messages.
+    status_port: u64,
 }
 
 impl I8042Ports {
-    /// Returns the controller ports of `_pdev`.
+    /// Looks up, checks and claims the data and status ports of `pdev`.
     ///
-    /// Taking the `Core` device, which only exists inside bus callbacks, ensures that this is
-    /// called for a device that is being bound to this driver: the only bus callback of this
-    /// crate that receives a `platform::Device<Core>` is [`RustKeyboard::probe`], and the
-    /// driver's match table holds nothing but `KBD0001`.
-    fn new(_pdev: &platform::Device<Core<'_>>) -> Self {
-        // INVARIANT: the ports are `DATA_PORT` and `STATUS_PORT`.
-        Self {
-            // SAFETY: `_pdev` is a `KBD0001` device being bound to this driver (see above); that
-            // device is the i8042 controller whose data port is `DATA_PORT` (its `_CRS`).
-            data: unsafe { PortIo::new(DATA_PORT) },
-            // SAFETY: as above; the status port of that controller is `STATUS_PORT`.
-            status: unsafe { PortIo::new(STATUS_PORT) },
+    /// Fails with `EINVAL`, naming the resource, if either is not exactly one port, with
+    /// `ENXIO` if the device has fewer than two I/O resources and `EBUSY` if a port is claimed
+    /// already.
+    fn new(pdev: &platform::Device<Core<'_>>) -> Result<Self> {
+        let (data, data_port) = Self::claim(pdev, DATA_INDEX, "data")?;
+        let (status, status_port) = Self::claim(pdev, STATUS_INDEX, "status")?;
+        Ok(Self {
+            data,
+            status,
+            data_port,
+            status_port,
+        })
+    }
+
+    /// Claims the one-port I/O resource `index` of `pdev` (`what` names it in messages).
+    fn claim(pdev: &platform::Device<Core<'_>>, index: u32, what: &str) -> Result<(Port, u64)> {
+        let dev = pdev.as_ref();
+        let request = pdev.io_port_request_by_index(index).inspect_err(|_| {
+            dev_err!(dev, "no I/O resource {index} ({what} port) in _CRS\n");
+        })?;
+        let (start, size) = (u64::from(request.start()), u64::from(request.size()));
+        if size != 1 {
+            dev_err!(
+                dev,
+                "I/O resource {index} ({what} port) is {start:#x}, {size} ports: expected one\n"
+            );
+            return Err(EINVAL);
         }
+        let port = request
+            .request_region_sized::<1>(PORT_OWNER)
+            .inspect_err(|e| {
+                dev_err!(dev, "cannot claim the {what} port {start:#x}: {e:?}\n");
+            })?
+            .into_devres()?;
+        Ok((port, start))
     }
 
-    /// Reads the status register.
-    fn status(&self) -> Status {
-        Status::new(self.status.read())
+    /// Reads the status register, or `None` once the device is unbound.
+    fn status(&self, dev: &device::Device<Bound>) -> Option<Status> {
+        Some(Status::new(self.status.access(dev).ok()?.read8(0)))
     }
 
-    /// Reads (and thereby consumes) the byte in the output buffer.
+    /// Reads (and thereby consumes) the byte in the output buffer, or `None` once the device
+    /// is unbound.
     ///
     /// Only meaningful after [`Status::output_full`] returned `true`.
-    fn read_data(&self) -> u8 {
-        self.data.read()
+    fn read_data(&self, dev: &device::Device<Bound>) -> Option<u8> {
+        Some(self.data.access(dev).ok()?.read8(0))
     }
 
     /// Discards stale bytes waiting in the controller, reading at most [`MAX_DRAIN`] of them.
     ///
     /// With the edge-triggered IRQ 1, a byte left unread (for example a key pressed before the
     /// driver was loaded) keeps the interrupt line from ever rising again. Returns the number of
-    /// bytes discarded.
-    fn drain(&self) -> usize {
+    /// bytes discarded, or `ENODEV` if the output buffer never empties: no i8042 answers at
+    /// these ports (an unassigned port reads `0xff`, "output full" included).
+    fn drain(&self, dev: &device::Device<Bound>) -> Result<usize> {
         let mut drained = 0;
-        while drained < MAX_DRAIN && self.status().output_full() {
-            let _stale = self.read_data();
+        while self.status(dev).is_some_and(Status::output_full) {
+            if drained == MAX_DRAIN {
+                dev_err!(
+                    dev,
+                    "no i8042 controller at data port {:#x}, status port {:#x}: the output buffer never empties\n",
+                    self.data_port,
+                    self.status_port
+                );
+                return Err(ENODEV);
+            }
+            let _stale = self.read_data(dev);
             drained += 1;
         }
-        drained
+        Ok(drained)
     }
 }
 
@@ -435,13 +418,18 @@ impl Shared {
     ///
     /// Returns `None` if the output buffer is empty: the interrupt came from another device on
     /// the shared line (or was injected).
-    fn read_byte(&self) -> Option<u8> {
+    fn read_byte(&self, dev: &device::Device<Bound>) -> Option<u8> {
         count(&self.stats.irqs);
-        if !self.ports.status().output_full() {
+        // A device that is being unbound has no ports any more: nothing for us either.
+        let byte = if self.ports.status(dev).is_some_and(Status::output_full) {
+            self.ports.read_data(dev)
+        } else {
+            None
+        };
+        let Some(byte) = byte else {
             count(&self.stats.not_ours);
             return None;
-        }
-        let byte = self.ports.read_data();
+        };
         count(&self.stats.handled);
         count(&self.stats.bytes);
         Some(byte)
@@ -489,7 +477,10 @@ impl Shared {
         }
     }
 
-    /// Queues the work item on the system workqueue, unless it is queued already.
+    /// Queues the work item on the system high-priority workqueue, unless it is queued already.
+    ///
+    /// Not [`workqueue::system`]: that is 7.2's deprecated `system_wq`, and queueing on it warns
+    /// ("enqueued on deprecated workqueue"); key input wants low latency, hence `highpri`.
     ///
     /// Called from the hard handler. The handler's own reference keeps `this` alive, so the
     /// reference given back when the work is already queued is never the last one and dropping
@@ -497,7 +488,7 @@ impl Shared {
     fn queue_work(this: &Arc<Shared>) {
         // `Err` means a run is pending already; it has not started yet, so it will see what the
         // caller put into the ring.
-        let _ = workqueue::system().enqueue(this.clone());
+        let _ = workqueue::system_highpri().enqueue(this.clone());
     }
 
     /// Waits until the last queued run of the work item has finished.
@@ -521,8 +512,8 @@ struct HardHandler {
 }
 
 impl irq::Handler for HardHandler {
-    fn handle(&self, _dev: &device::Device<Bound>) -> IrqReturn {
-        let Some(byte) = self.shared.read_byte() else {
+    fn handle(&self, dev: &device::Device<Bound>) -> IrqReturn {
+        let Some(byte) = self.shared.read_byte(dev) else {
             return IrqReturn::None;
         };
         if let Some(event) = self.shared.decode(byte) {
@@ -557,9 +548,9 @@ struct ThreadedHandler {
 }
 
 impl irq::ThreadedHandler for ThreadedHandler {
-    fn handle(&self, _dev: &device::Device<Bound>) -> ThreadedIrqReturn {
+    fn handle(&self, dev: &device::Device<Bound>) -> ThreadedIrqReturn {
         let shared = &self.shared;
-        let Some(byte) = shared.read_byte() else {
+        let Some(byte) = shared.read_byte(dev) else {
             return ThreadedIrqReturn::None;
         };
         // Even if the ring is full: the thread is then woken, or busy, and will empty it.
@@ -599,8 +590,8 @@ struct WorkqueueHandler {
 }
 
 impl irq::Handler for WorkqueueHandler {
-    fn handle(&self, _dev: &device::Device<Bound>) -> IrqReturn {
-        let Some(byte) = self.shared.read_byte() else {
+    fn handle(&self, dev: &device::Device<Bound>) -> IrqReturn {
+        let Some(byte) = self.shared.read_byte(dev) else {
             return IrqReturn::None;
         };
         self.shared.queue_byte(byte);
@@ -790,11 +781,10 @@ impl platform::Driver for RustKeyboard {
             let irq_number = request.irq();
 
             // Drain before the handler is registered; see `I8042Ports::drain`. No handler of ours
-            // runs yet, so nothing else in this driver touches the ports. A byte that arrives
-            // between the drain and `request_irq()` can still be missed; the window is short, and
-            // closing it would need a process-context read racing the handler.
-            let ports = I8042Ports::new(pdev);
-            let drained = ports.drain();
+            // runs yet, so nothing else in this driver touches the ports.
+            let ports = I8042Ports::new(pdev)?;
+            let (data_port, status_port) = (ports.data_port, ports.status_port);
+            let drained = ports.drain(dev)?;
             if drained > 0 {
                 dev_dbg!(dev, "drained {drained} stale byte(s)\n");
             }
@@ -832,9 +822,20 @@ impl platform::Driver for RustKeyboard {
                     irq: irq_number,
                 },
                 _: {
+                    // A byte that arrived between the drain above and `request_irq()` raised
+                    // the edge-triggered line while no handler was there: that edge is lost, and
+                    // the line stays high, with no further edge, until the byte is read. Read
+                    // what is waiting once more now. It can race only with our own handler run
+                    // for another device on the shared line (a new edge from the controller needs
+                    // its output buffer empty first), and then one byte is read twice or counted
+                    // as not ours: a key pressed while the driver binds.
+                    let late = shared.ports.drain(dev).unwrap_or(0);
+                    if late > 0 {
+                        dev_dbg!(dev, "drained {late} byte(s) that arrived during probe\n");
+                    }
                     dev_info!(
                         dev,
-                        "probed: irq {irq_number}, data port {DATA_PORT:#04x}, status port {STATUS_PORT:#04x}, mode {}\n",
+                        "probed: irq {irq_number}, data port {data_port:#04x}, status port {status_port:#04x}, mode {}\n",
                         mode.name()
                     );
                 },
