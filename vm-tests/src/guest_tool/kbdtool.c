@@ -20,12 +20,13 @@
  *       and prints "@@done". Every "@@" line ends with a newline.
  *
  *   kbdtool relay DEV OUT [kmsg]
- *       reads DEV (4096-byte reads) until EOF or an error, writes each
- *       read's bytes to OUT at once (for the benchmark: OUT is a serial
- *       port the host reads) and, with "kmsg", then writes every line to
- *       /dev/kmsg as a KERN_DEBUG record "kbdtool: read <line>" (its printk
- *       time stamp is on the clock of the driver's own log lines, and
- *       KERN_DEBUG keeps it off the console). Prints "@@relay end NAME".
+ *       reads DEV (64 KiB reads) until EOF or an error; with "kmsg" it
+ *       first writes every line read to /dev/kmsg as a KERN_DEBUG record
+ *       "kbdtool: read <line>" (its printk time stamp is on the clock of
+ *       the driver's own log lines, and KERN_DEBUG keeps it off the
+ *       console), then each read's bytes to OUT at once (for the benchmark:
+ *       a serial port the host reads). Prints "@@open ok" once both are
+ *       open and "@@relay end eof|NAME" at the end.
  */
 
 #define SYS_read		0
@@ -274,10 +275,29 @@ static int session(int argc, char **argv)
 	return 0;
 }
 
-static int relay(int argc, char **argv)
+/* One KERN_DEBUG record per line of buf[0..n). */
+static void log_lines(int kfd, long n)
 {
 	static const char prefix[] = "<7>kbdtool: read ";
 	static char rec[512];
+	long start = 0;
+
+	for (long j = 0; j < n; j++) {
+		long len = j - start;
+
+		if (buf[j] != '\n')
+			continue;
+		if (len > (long)(sizeof(rec) - sizeof(prefix)))
+			len = sizeof(rec) - sizeof(prefix);
+		memcpy(rec, prefix, sizeof(prefix) - 1);
+		memcpy(rec + sizeof(prefix) - 1, buf + start, (size_t)len);
+		write_all(kfd, rec, sizeof(prefix) - 1 + (size_t)len);
+		start = j + 1;
+	}
+}
+
+static int relay(int argc, char **argv)
+{
 	int kmsg_on = argc > 4 && str_eq(argv[4], "kmsg");
 	long fd = sys3(SYS_open, (long)argv[2], O_RDONLY, 0);
 	long ofd = sys3(SYS_open, (long)argv[3], O_WRONLY, 0);
@@ -300,23 +320,9 @@ static int relay(int argc, char **argv)
 			out("\n");
 			return 0;
 		}
+		if (kmsg_on)
+			log_lines((int)kfd, r);
 		write_all((int)ofd, buf, (size_t)r);
-		if (!kmsg_on)
-			continue;
-		long start = 0;
-
-		for (long j = 0; j < r; j++) {
-			long len = j - start;
-
-			if (buf[j] != '\n')
-				continue;
-			if (len > (long)(sizeof(rec) - sizeof(prefix)))
-				len = sizeof(rec) - sizeof(prefix);
-			memcpy(rec, prefix, sizeof(prefix) - 1);
-			memcpy(rec + sizeof(prefix) - 1, buf + start, (size_t)len);
-			write_all((int)kfd, rec, sizeof(prefix) - 1 + (size_t)len);
-			start = j + 1;
-		}
 	}
 }
 

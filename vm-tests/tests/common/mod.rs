@@ -9,7 +9,7 @@
 //! oracles of the library and from what the test sent, never from the
 //! driver.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
