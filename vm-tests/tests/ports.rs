@@ -110,7 +110,7 @@ fn other_ports_fail_probe_cleanly_and_unload() -> Result<()> {
             );
             ensure_nothing_left(m)?;
             let allowed = Regex::new(&format!(
-                r"{}|rust_keyboard: probe of {DEVICE} failed with error -\d+",
+                r"{}|rust_keyboard {DEVICE}: probe with driver rust_keyboard failed with error -\d+",
                 error.as_str().trim_start_matches("^<[0-3]>")
             ))?;
             rmmod_cleanly(m, Some(&allowed))
@@ -138,7 +138,7 @@ fn invalid_mode_fails_probe_cleanly() -> Result<()> {
             ensure_nothing_left(m)?;
             if status == 0 {
                 let allowed = Regex::new(&format!(
-                    r"invalid mode 3|rust_keyboard: probe of {DEVICE} failed with error -22"
+                    r"invalid mode 3|rust_keyboard {DEVICE}: probe with driver rust_keyboard failed with error -22"
                 ))?;
                 rmmod_cleanly(m, Some(&allowed))?;
             }

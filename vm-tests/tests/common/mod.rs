@@ -109,7 +109,7 @@ fn with_console_tail(m: &Machine, e: anyhow::Error) -> anyhow::Error {
         e
     } else {
         let tail = m.console_tail(30);
-        e.context(format!("last console lines:\n{tail}"))
+        anyhow::anyhow!("{e:#}\nlast console lines:\n{tail}")
     }
 }
 
@@ -515,19 +515,76 @@ impl Stream {
         })
     }
 
+    /// Everything a mark or a check needs, read with one guest command:
+    /// the IRQ 1 count, the driver's events logged after the first `from`,
+    /// the reader's output and the counters.
+    fn snapshot(&self, m: &mut Machine, from: Option<usize>) -> Result<Snapshot> {
+        let log = match from {
+            Some(n) => format!("grep ' scancode ' /tmp/snap.log | tail -n +{};", n + 1),
+            None => String::new(),
+        };
+        let script = format!(
+            "echo @@snap-irq; cat /proc/interrupts; \
+             dmesg > /tmp/snap.log; echo @@snap-count; grep -c ' scancode ' /tmp/snap.log; \
+             echo @@snap-log; {log} \
+             echo @@snap-counters; ({}) || exit 1; \
+             echo @@snap-dev; cat {}",
+            Counters::command(),
+            self.reader.out
+        );
+        let out = m.succeed(&script)?;
+        let section = |name: &str, next: Option<&str>| -> Result<&str> {
+            let start = format!("@@snap-{name}\n");
+            let i = out
+                .find(&start)
+                .with_context(|| format!("no {name} in {out:?}"))?
+                + start.len();
+            let end = match next {
+                Some(n) => out[i..]
+                    .find(&format!("@@snap-{n}\n"))
+                    .map(|j| i + j)
+                    .with_context(|| format!("no {n} in {out:?}"))?,
+                None => out.len(),
+            };
+            Ok(&out[i..end])
+        };
+        let irq1 = vm_tests::Interrupts::parse(section("irq", Some("count"))?)?
+            .count(1)
+            .context("IRQ 1 is not in /proc/interrupts (no handler registered)")?;
+        let logged_total: usize = section("count", Some("log"))?.trim().parse()?;
+        let new_events = scancodes::parse_driver_log(section("log", Some("counters"))?);
+        let (counters, _) = Counters::parse(section("counters", Some("dev"))?)?;
+        ensure!(
+            counters.irqs == counters.handled + counters.not_ours,
+            "counters: irqs {} != handled {} + not_ours {}: {counters:?}",
+            counters.irqs,
+            counters.handled,
+            counters.not_ours
+        );
+        let dev = section("dev", None)?.to_owned();
+        Ok(Snapshot {
+            irq1,
+            logged_total,
+            new_events,
+            counters,
+            dev,
+        })
+    }
+
     pub fn mark(&self, m: &mut Machine) -> Result<Mark> {
-        let lines = self.reader.lines(m)?;
+        let snap = self.snapshot(m, None)?;
+        let lines = whole_lines(&snap.dev)?;
         let next_seq = match lines.last() {
             Some(l) => Some(l.seq + 1),
             None if self.fresh => Some(1),
             None => None,
         };
         Ok(Mark {
-            irq1: irq1_count(m)?,
-            logged: driver_events(m)?.len(),
+            irq1: snap.irq1,
+            logged: snap.logged_total,
             lines: lines.len(),
             next_seq,
-            counters: counters(m)?,
+            counters: snap.counters,
         })
     }
 
@@ -557,8 +614,9 @@ impl Stream {
         let want = mark.irq1 + wire;
         m.wait_for_interrupts(1, want, KEY_WAIT)?;
         std::thread::sleep(SETTLE);
-        let after = irq1_count(m)?;
-        let logged = driver_events(m)?.split_off(mark.logged);
+        let mut snap = self.snapshot(m, Some(mark.logged))?;
+        let after = snap.irq1;
+        let logged = std::mem::take(&mut snap.new_events);
         ensure!(
             after == want,
             "IRQ 1 count went from {} to {after}, expected exactly {want} (one interrupt per \
@@ -574,17 +632,23 @@ impl Stream {
             show(&events),
             show(&logged)
         );
-        let lines = self
-            .reader
-            .wait_lines(m, mark.lines + expected.len(), KEY_WAIT)?;
-        let all = self.reader.complete_lines(m)?;
+        let mut lines = whole_lines(&snap.dev)?;
+        if lines.len() < mark.lines + expected.len() {
+            // The reader may lag behind the log by a little.
+            lines = self
+                .reader
+                .wait_lines(m, mark.lines + expected.len(), KEY_WAIT)?;
+            snap = self.snapshot(m, None)?;
+        }
+        let all = kbd::parse_dev_lines(&snap.dev)
+            .with_context(|| format!("reader {} got {:?}", self.reader.pid, snap.dev))?;
         ensure!(
             all.len() == lines.len(),
             "the reader got a partial line: {all:?}"
         );
         check_lines(&lines[mark.lines..], &expected, mark.next_seq)?;
 
-        let c = counters(m)?;
+        let c = snap.counters;
         ensure!(
             c.monotonic_since(&mark.counters),
             "a counter went down: {:?} -> {c:?}",
@@ -615,6 +679,25 @@ impl Stream {
         );
         Ok(())
     }
+}
+
+/// What [`Stream`] reads in one guest command.
+struct Snapshot {
+    irq1: u64,
+    logged_total: usize,
+    new_events: Vec<KeyEvent>,
+    counters: Counters,
+    dev: String,
+}
+
+/// The whole lines of a reader's output (a line still being written is
+/// left out).
+fn whole_lines(text: &str) -> Result<Vec<DevLine>> {
+    let whole = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    Ok(kbd::parse_dev_lines(whole)?)
 }
 
 /// The transitions of typing `text` on a US layout (one chord per character).
