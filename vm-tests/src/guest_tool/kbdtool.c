@@ -283,7 +283,10 @@ static void log_lines(int kfd, long n)
 	long start = 0;
 
 	for (long j = 0; j < n; j++) {
-		long len = j - start;
+		/* The line with its newline: a record without one stays open
+		 * for a continuation, unseen by readers of the log.
+		 */
+		long len = j + 1 - start;
 
 		if (buf[j] != '\n')
 			continue;

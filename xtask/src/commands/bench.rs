@@ -291,6 +291,8 @@ fn bench_mode(
     let sock = rt.path().join("bench.sock");
     let config = VmConfig::from_artifacts(artifacts)?
         .with_append(&mode.cmdline())
+        // The relay's records in /dev/kmsg must not be rate-limited.
+        .with_append("printk.devkmsg=on")
         .with_runtime_dir(rt.path())
         .with_name(format!("bench-keys-{mode}"))
         .with_extra_args([
@@ -320,7 +322,7 @@ fn bench_mode(
     // The return path alone: ttyS2 echoed by cat.
     let cat = spawn(
         &mut m,
-        &format!("cat {GUEST_TTY} > {GUEST_TTY}"),
+        &format!("sh -c 'exec cat {GUEST_TTY} > {GUEST_TTY}'"),
         "/tmp/echo.out",
     )?;
     std::thread::sleep(Duration::from_millis(200));
@@ -461,7 +463,16 @@ fn guest_latency(dmesg: &str, seqs: std::ops::RangeInclusive<u64>) -> Result<Vec
     let mut out = Vec::new();
     for seq in seqs {
         let (Some(d), Some(r)) = (decoded.get(seq as usize - 1), read.get(&seq)) else {
-            bail!("event {seq} is missing from the kernel log (driver or relay line)");
+            bail!(
+                "event {seq} is missing from the kernel log: {} driver scancode lines, relay records \
+                 for {:?}",
+                decoded.len(),
+                {
+                    let mut k: Vec<_> = read.keys().collect();
+                    k.sort();
+                    k
+                }
+            );
         };
         out.push((r - d) * 1000.0);
     }
