@@ -20,7 +20,7 @@ use vm_tests::ktap::{Ktap, Outcome, Test, Totals};
 use vm_tests::{Artifacts, VmConfig, run_test};
 
 /// The suites the KUnit kernel must run, with what enables them.
-const EXPECTED_SUITES: [&str; 9] = [
+const EXPECTED_SUITES: [&str; 10] = [
     // CONFIG_RUST_KERNEL_DOCTESTS: the `kernel` crate's documentation examples.
     "rust_doctests_kernel",
     // CONFIG_RUST_ALLOCATOR_KUNIT_TEST
@@ -39,6 +39,8 @@ const EXPECTED_SUITES: [&str; 9] = [
     "rust_kernel_bitfield",
     // module/decoder.rs, run when rust_keyboard.ko is loaded.
     DECODER_SUITE,
+    // module/ring.rs (the hard-IRQ to bottom-half ring), likewise.
+    "rust_keyboard_ring",
 ];
 
 /// Wakes the dormant KUnit of the lab's kernel (kernel/kunit.config sets

@@ -34,6 +34,9 @@ pub enum Command {
     /// Format every Nix file of the checkout in place with alejandra (the
     /// version nix-check checks with; `nix fmt` does the same where Nix works).
     NixFmt,
+    /// The kernel's checkpatch.pl --strict on every C file of the module
+    /// directories (the C twin, the test-only modules).
+    Checkpatch,
     /// Benchmark: boot the VM several times, report boot-to-driver-bound
     /// time (`bench`), or measure key throughput and latency per interrupt
     /// mode (`bench keys`).

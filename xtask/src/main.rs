@@ -35,6 +35,7 @@ fn main() {
         Command::NixCheck => {
             paths::repo_root().and_then(|repo| nix_check::run(&repo, &paths::Cache::from_env()?))
         }
+        Command::Checkpatch => commands::checkpatch::run(),
         Command::NixFmt => paths::repo_root().and_then(|repo| nix_check::format(&repo)),
         Command::Bench(args) => commands::bench::run(&args),
         Command::Repro(args) => commands::repro::run(&args),

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod build;
+pub mod checkpatch;
 pub mod keys;
 pub mod provision;
 pub mod repro;
