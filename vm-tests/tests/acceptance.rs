@@ -470,6 +470,7 @@ fn batches_within<'a>(keys: &[&'a str], queue_bytes: usize) -> Result<Vec<Vec<&'
 fn robust_unload_reload_20_cycles_while_keys_arrive(mode: Mode) -> Result<()> {
     const CYCLES: usize = 20;
     const CYCLE_TIMEOUT: Duration = Duration::from_secs(120);
+    const KEY_PAUSE: Duration = Duration::from_millis(5);
     let dev = kbd::DEV_NODE;
     let dbg = kbd::DEBUGFS_DIR;
     let arg = mode.insmod_arg();
@@ -500,7 +501,7 @@ echo ok > /tmp/cycles.done
         check_probed_in_mode(m, mode)?;
         m.succeed(&format!("cat > /tmp/cycles.sh <<'EOF'\n{script}\nEOF"))?;
         spawn(m, "sh /tmp/cycles.sh", "/tmp/cycles.out")?;
-        // Keys while the script runs: a press and release every ~50 ms,
+        // Keys while the script runs: a press and release every few ms,
         // whatever the driver's state (bytes sent while it is unloaded stay
         // in the controller or are dropped by QEMU's queue).
         let keys = ["a", "up", "s", "kp_enter", "d", "ctrl_r", "f"];
@@ -510,8 +511,8 @@ echo ok > /tmp/cycles.done
             let key = keys[pressed % keys.len()];
             m.input_send_event(&[(key, true), (key, false)])?;
             pressed += 1;
-            std::thread::sleep(POLL);
-            if pressed % 4 == 0 {
+            std::thread::sleep(KEY_PAUSE);
+            if pressed % 16 == 0 {
                 let done = read_file(m, "/tmp/cycles.done")?;
                 if !done.is_empty() {
                     break done;
