@@ -50,6 +50,10 @@
 //! * [`asl`]: I/O and IRQ resources declared in ASL source (a test oracle);
 //! * [`ktap`]: a parser for the KTAP results KUnit prints;
 //! * [`scancodes`]: QEMU key names to PS/2 scan code set 1 (the test oracle);
+//! * [`kbd`]: the driver's interfaces (modes, `/dev/kbd0001` lines, debugfs
+//!   counters) and QEMU key names to the kernel's `KEY_*` names (oracle);
+//! * [`guest_tool`]: `kbdtool`, a tiny guest program for `/dev/kbd0001`
+//!   (non-blocking opens, chosen read sizes, errno names);
 //! * [`interact`]: the interactive mode ([`Machine::interact`],
 //!   `LAB_INTERACTIVE=1`) for debugging a failing test.
 
@@ -63,9 +67,11 @@ pub mod channel;
 pub mod console;
 pub mod dmesg;
 mod error;
+pub mod guest_tool;
 pub mod interact;
 pub mod interrupts;
 pub mod ioports;
+pub mod kbd;
 pub mod ktap;
 pub mod machine;
 pub mod qemu;

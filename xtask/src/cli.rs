@@ -37,7 +37,9 @@ pub enum Command {
     /// The kernel's checkpatch.pl --strict on every C file of the module
     /// directories (the C twin, the test-only modules).
     Checkpatch,
-    /// Benchmark: boot the VM several times, report boot-to-driver-bound time.
+    /// Benchmark: boot the VM several times, report boot-to-driver-bound
+    /// time (`bench`), or measure key throughput and latency per interrupt
+    /// mode (`bench keys`).
     Bench(BenchArgs),
     /// Check that two builds from clean, in two fresh cache directories,
     /// give the same bytes (compares every artifact's sha256).
@@ -277,15 +279,49 @@ pub struct TestArgs {
 /// Arguments of `bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// Number of boots.
+    /// What to measure: `boot` (boot to driver bound) or `keys` (per
+    /// interrupt mode: key events per second without loss, key latency,
+    /// counters).
+    #[arg(value_enum, default_value_t = BenchWhat::Boot)]
+    pub what: BenchWhat,
+    /// Number of boots (`boot`).
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Interrupt modes to measure (`keys`; repeatable, default: all).
+    #[arg(long = "mode", value_enum)]
+    pub modes: Vec<BenchMode>,
+    /// Latency samples per mode (`keys`): key events, one per QMP command.
+    #[arg(long, default_value_t = 200)]
+    pub samples: usize,
+    /// Key presses of the throughput burst per mode (`keys`; two events each).
+    #[arg(long, default_value_t = 400)]
+    pub presses: usize,
     /// Use the artifacts as they are; do not build.
     #[arg(long)]
     pub no_build: bool,
     /// How to build first.
     #[command(flatten)]
     pub build: BuildArgs,
+}
+
+/// What `bench` measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchWhat {
+    /// Boot to driver bound, over `--runs` boots.
+    Boot,
+    /// Key events per second and key latency, per interrupt mode.
+    Keys,
+}
+
+/// An interrupt mode of the driver (its `mode` parameter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchMode {
+    /// `mode=0`.
+    Hard,
+    /// `mode=1`.
+    Threaded,
+    /// `mode=2`.
+    Workqueue,
 }
 
 /// Arguments of `repro`.

@@ -1,0 +1,722 @@
+//! Helpers shared by the VM test suites (a module of each suite, not a
+//! test target of its own).
+//!
+//! The key stream of a test is checked by [`Stream`]: from a [`Mark`], the
+//! keys sent must give exactly one IRQ 1 per byte on the wire, exactly the
+//! set-1 events in the kernel log, exactly the `/dev/kbd0001` lines of the
+//! oracle ([`vm_tests::kbd`]) with `seq` increasing by one, and counters
+//! that moved by exactly what was sent. Expected values come from the
+//! oracles of the library and from what the test sent, never from the
+//! driver.
+
+#![allow(dead_code, unused_macros)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use regex::Regex;
+use vm_tests::asl::Resources;
+use vm_tests::dmesg;
+use vm_tests::ioports::IoPorts;
+use vm_tests::kbd::{self, Counters, DevLine, Expected, Mode, Transition};
+use vm_tests::scancodes::{self, KeyEvent};
+use vm_tests::{Artifacts, Machine, VmConfig, run_test};
+
+/// How long keys may take to arrive.
+pub const KEY_WAIT: Duration = Duration::from_secs(20);
+/// How long to watch for extra interrupts once the expected count is reached.
+pub const SETTLE: Duration = Duration::from_millis(500);
+/// Pause between two polls of a guest file or count.
+pub const POLL: Duration = Duration::from_millis(50);
+/// The name of the lab's device, ACPI's `<_HID>:<instance>`.
+pub const DEVICE: &str = "KBD0001:00";
+/// The ACPI device of the lab.
+pub const ACPI_DEV: &str = "/sys/bus/acpi/devices/KBD0001:00";
+/// The platform device created for it.
+pub const PLATFORM_DEV: &str = "/sys/bus/platform/devices/KBD0001:00";
+/// The driver's directory in sysfs and the bound device in it.
+pub const DRIVER_DIR: &str = "/sys/bus/platform/drivers/rust_keyboard";
+/// The bound device in the driver's directory.
+pub const BOUND: &str = "/sys/bus/platform/drivers/rust_keyboard/KBD0001:00";
+/// The module inside the initramfs.
+pub const MODULE: &str = "/lib/modules/rust_keyboard.ko";
+/// The test-only IRQ sharer inside the initramfs (vm-tests/guest-modules).
+pub const SHARER: &str = "/lib/modules/lab_irq_sharer.ko";
+/// The action name the driver registers.
+pub const IRQ_NAME: &str = "rust_keyboard_irq";
+/// The action name of the sharer.
+pub const SHARER_NAME: &str = "lab_irq_sharer";
+
+/// One `#[test]` per mode for each listed function `fn name(mode: Mode) ->
+/// Result<()>` of the suite: `mode_hard::name`, `mode_threaded::name`,
+/// `mode_workqueue::name`, each on its own VM booted in that mode by the
+/// function. Use with `#[macro_use] mod common;`.
+macro_rules! per_mode_tests {
+    ($($test:ident),+ $(,)?) => {
+        per_mode_tests!(@mode mode_hard, Hard, $($test),+);
+        per_mode_tests!(@mode mode_threaded, Threaded, $($test),+);
+        per_mode_tests!(@mode mode_workqueue, Workqueue, $($test),+);
+    };
+    (@mode $module:ident, $variant:ident, $($test:ident),+) => {
+        mod $module {
+            $(
+                #[test]
+                fn $test() -> anyhow::Result<()> {
+                    super::$test(vm_tests::kbd::Mode::$variant)
+                }
+            )+
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Machines
+// ---------------------------------------------------------------------------
+
+pub fn artifacts() -> Result<Artifacts> {
+    Ok(Artifacts::from_env()?)
+}
+
+/// The lab VM: pc machine, the real SSDT, the module loaded by /init.
+pub fn lab() -> Result<VmConfig> {
+    Ok(VmConfig::from_artifacts(&artifacts()?)?)
+}
+
+/// The lab VM with a test variant of the SSDT (`acpi/test/<name>.asl`).
+pub fn lab_with_ssdt_variant(name: &str) -> Result<VmConfig> {
+    let table = artifacts()?.acpi_table(name)?;
+    Ok(lab()?.with_ssdt(Some(table)))
+}
+
+/// The lab VM with the driver loaded by /init in `mode`
+/// (`rust_keyboard.mode=N` on the kernel command line), named
+/// `<mode>-<test>` in the log directory.
+pub fn lab_in_mode(mode: Mode, test: &str) -> Result<VmConfig> {
+    Ok(lab()?
+        .with_append(&mode.cmdline())
+        .with_name(format!("{mode}-{test}")))
+}
+
+/// [`run_test`], with the console tail added to a failure that does not
+/// carry one yet (a harness error does).
+pub fn run(config: VmConfig, test: impl FnOnce(&mut Machine) -> Result<()>) -> Result<()> {
+    run_test(config, |m| test(m).map_err(|e| with_console_tail(m, e)))
+}
+
+fn with_console_tail(m: &Machine, e: anyhow::Error) -> anyhow::Error {
+    if format!("{e:#}").contains("last console lines") {
+        e
+    } else {
+        let tail = m.console_tail(30);
+        anyhow::anyhow!("{e:#}\nlast console lines:\n{tail}")
+    }
+}
+
+/// Checks that the driver probed in `mode`: the probe line says so (exactly
+/// one probe line since boot) and debugfs `mode` holds its word.
+pub fn check_probed_in_mode(m: &mut Machine, mode: Mode) -> Result<()> {
+    let log = m.kernel_log()?;
+    let re = device_message(
+        "",
+        r"probed: irq 1, data port 0x60, status port 0x64, mode (\w+)$",
+    )?;
+    let modes: Vec<String> = log
+        .lines()
+        .filter_map(|l| re.captures(l).map(|c| c[1].to_owned()))
+        .collect();
+    ensure!(
+        modes == [mode.name()],
+        "expected one probe line with mode {mode}, found modes {modes:?} in:\n{log}"
+    );
+    let (_, word) = counters_and_mode(m)?;
+    ensure!(
+        word == mode.name(),
+        "debugfs mode holds {word:?}, expected {mode}"
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The kernel log, /proc
+// ---------------------------------------------------------------------------
+
+/// Driver key events in the kernel log, in order.
+pub fn driver_events(m: &mut Machine) -> Result<Vec<KeyEvent>> {
+    Ok(scancodes::parse_driver_log(&m.kernel_log()?))
+}
+
+/// The total count of IRQ 1.
+pub fn irq1_count(m: &mut Machine) -> Result<u64> {
+    m.interrupts()?
+        .count(1)
+        .context("IRQ 1 is not in /proc/interrupts (no handler registered)")
+}
+
+/// The actions on IRQ 1 (empty when the line is not listed).
+pub fn irq1_actions(m: &mut Machine) -> Result<Vec<String>> {
+    Ok(m.interrupts()?
+        .irq(1)
+        .map(|l| l.actions.clone())
+        .unwrap_or_default())
+}
+
+pub fn show<T: ToString>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "(none)".into();
+    }
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n  ")
+}
+
+/// Kernel messages at warning level or worse (`<0>`..`<4>` in `dmesg -r`)
+/// from the module's first load on, except the out-of-tree taint notice,
+/// lines matching `allowed`, and the clocksource watchdog's complaints about
+/// the TSC (TCG on a busy host makes the emulated TSC drift; nothing to do
+/// with the driver).
+pub fn warnings_since_module_load(m: &mut Machine, allowed: Option<&Regex>) -> Result<Vec<String>> {
+    let raw = m.succeed("dmesg -r")?;
+    let noise = Regex::new(r"clocksource|\b(tsc|TSC)\b")?;
+    let Some(warnings) = dmesg::warnings_after(
+        &raw,
+        "rust_keyboard: loading out-of-tree module taints kernel",
+    ) else {
+        bail!("the kernel log has no module load notice:\n{raw}");
+    };
+    Ok(warnings
+        .iter()
+        .map(|record| record.line)
+        .filter(|line| !noise.is_match(line) && !allowed.is_some_and(|re| re.is_match(line)))
+        .map(str::to_owned)
+        .collect())
+}
+
+pub fn ensure_no_warnings(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
+    let bad = warnings_since_module_load(m, allowed)?;
+    ensure!(
+        bad.is_empty(),
+        "warnings or errors in the kernel log since the module was loaded:\n  {}",
+        bad.join("\n  ")
+    );
+    Ok(())
+}
+
+/// A regex for the driver's messages about the lab's device: `before`,
+/// `rust_keyboard KBD0001:00: `, then `after` (both in regex syntax).
+pub fn device_message(before: &str, after: &str) -> Result<Regex> {
+    let device = regex::escape(DEVICE);
+    Ok(Regex::new(&format!(
+        "{before}rust_keyboard {device}: {after}"
+    ))?)
+}
+
+/// Devices bound to the driver (entries of its sysfs directory that name a
+/// device).
+pub fn bound_devices(m: &mut Machine) -> Result<Vec<String>> {
+    let out = m.succeed(&format!("ls {DRIVER_DIR}"))?;
+    Ok(out
+        .split_whitespace()
+        .filter(|e| !matches!(*e, "bind" | "unbind" | "uevent" | "module" | "new_id"))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Checks that nothing probed: no probe line, no device bound, no IRQ
+/// registered.
+pub fn ensure_nothing_probed(m: &mut Machine) -> Result<()> {
+    let log = m.kernel_log()?;
+    ensure!(
+        !log.contains("probed"),
+        "a probe line in the kernel log:\n{log}"
+    );
+    let bound = bound_devices(m)?;
+    ensure!(bound.is_empty(), "devices bound to the driver: {bound:?}");
+    let ints = m.interrupts()?;
+    let holders: Vec<&str> = ints
+        .with_action(IRQ_NAME)
+        .map(|l| l.label.as_str())
+        .collect();
+    ensure!(
+        holders.is_empty(),
+        "{IRQ_NAME} registered on IRQs {holders:?}"
+    );
+    ensure!(
+        ints.irq(1).is_none(),
+        "IRQ 1 has a handler: {:?}",
+        ints.irq(1)
+    );
+    Ok(())
+}
+
+/// Unloads the module and checks it is gone.
+pub fn rmmod(m: &mut Machine) -> Result<()> {
+    m.succeed("rmmod rust_keyboard")?;
+    m.fail("test -e /sys/module/rust_keyboard")
+        .context("the module is still loaded after rmmod")?;
+    m.fail(&format!("test -e {DRIVER_DIR}"))
+        .context("the driver is still registered after rmmod")?;
+    Ok(())
+}
+
+/// Checks the kernel log (see [`ensure_no_warnings`]), unloads the module,
+/// and checks the log again.
+pub fn rmmod_cleanly(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
+    ensure_no_warnings(m, allowed)?;
+    rmmod(m)?;
+    ensure_no_warnings(m, allowed)
+}
+
+/// The resources declared by `acpi/<name>`, an ASL source of the lab; it
+/// must declare I/O ports.
+pub fn asl_resources(name: &str) -> Result<Resources> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../acpi")
+        .join(name);
+    let resources = Resources::read(&path)?;
+    ensure!(
+        !resources.io.is_empty(),
+        "no I/O resource found in {}",
+        path.display()
+    );
+    Ok(resources)
+}
+
+/// `/proc/ioports`.
+pub fn ioports(m: &mut Machine) -> Result<IoPorts> {
+    Ok(IoPorts::parse(&m.succeed("cat /proc/ioports")?)?)
+}
+
+// ---------------------------------------------------------------------------
+// debugfs
+// ---------------------------------------------------------------------------
+
+/// Mounts debugfs on /sys/kernel/debug unless it is mounted.
+pub fn mount_debugfs(m: &mut Machine) -> Result<()> {
+    m.succeed(
+        "grep -q '^debugfs /sys/kernel/debug ' /proc/mounts || \
+         mount -t debugfs debugfs /sys/kernel/debug",
+    )?;
+    Ok(())
+}
+
+/// The driver's counters and its `mode` word (debugfs mounted if needed).
+pub fn counters_and_mode(m: &mut Machine) -> Result<(Counters, String)> {
+    mount_debugfs(m)?;
+    let out = m
+        .succeed(&Counters::command())
+        .context("reading the driver's debugfs counters")?;
+    Ok(Counters::parse(&out)?)
+}
+
+/// The driver's counters, checked for `irqs == handled + not_ours`.
+pub fn counters(m: &mut Machine) -> Result<Counters> {
+    let (c, _) = counters_and_mode(m)?;
+    ensure!(
+        c.irqs == c.handled + c.not_ours,
+        "counters: irqs {} != handled {} + not_ours {}: {c:?}",
+        c.irqs,
+        c.handled,
+        c.not_ours
+    );
+    Ok(c)
+}
+
+// ---------------------------------------------------------------------------
+// Guest processes and files
+// ---------------------------------------------------------------------------
+
+/// Starts `cmd` in the background in the guest with its output in `out`,
+/// and returns its pid.
+pub fn spawn(m: &mut Machine, cmd: &str, out: &str) -> Result<u32> {
+    let pid = m.succeed(&format!("{cmd} > {out} 2>&1 < /dev/null & echo $!"))?;
+    pid.trim()
+        .parse()
+        .with_context(|| format!("pid of {cmd:?}: {pid:?}"))
+}
+
+/// Waits until `pid` has `path` open (the link in /proc/PID/fd).
+pub fn wait_open(m: &mut Machine, pid: u32, path: &str) -> Result<()> {
+    m.wait_until_succeeds(
+        &format!("ls -l /proc/{pid}/fd 2>/dev/null | grep -q ' -> {path}$'"),
+        KEY_WAIT,
+    )
+    .with_context(|| format!("process {pid} never opened {path}"))?;
+    Ok(())
+}
+
+/// Waits until `pid` sleeps in the `read` system call (x86-64 number 0,
+/// the first field of /proc/PID/syscall).
+pub fn wait_blocked_in_read(m: &mut Machine, pid: u32) -> Result<()> {
+    poll(
+        m,
+        KEY_WAIT,
+        &format!("process {pid} blocked in read()"),
+        |m| {
+            let (status, out) = m.execute(&format!(
+                "cat /proc/{pid}/syscall && grep '^State:' /proc/{pid}/status"
+            ))?;
+            Ok((status == 0 && out.starts_with("0 ") && out.contains("State:\tS")).then_some(()))
+        },
+    )
+}
+
+/// Whether process `pid` still exists (and is not a zombie).
+pub fn alive(m: &mut Machine, pid: u32) -> Result<bool> {
+    let (status, out) = m.execute(&format!("grep '^State:' /proc/{pid}/status"))?;
+    Ok(status == 0 && !out.contains("zombie"))
+}
+
+/// A guest file's content (empty if it does not exist).
+pub fn read_file(m: &mut Machine, path: &str) -> Result<String> {
+    Ok(m.succeed(&format!("cat {path} 2>/dev/null || true"))?)
+}
+
+/// Polls `attempt` every [`POLL`] until it gives `Some`, at most `timeout`;
+/// the error says what was awaited and shows the console tail.
+pub fn poll<T>(
+    m: &mut Machine,
+    timeout: Duration,
+    what: &str,
+    mut attempt: impl FnMut(&mut Machine) -> Result<Option<T>>,
+) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = attempt(m)? {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "timed out after {:.1} s waiting for {what}\nlast console lines:\n{}",
+                timeout.as_secs_f64(),
+                m.console_tail(30)
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// /dev/kbd0001 readers
+// ---------------------------------------------------------------------------
+
+/// A `cat /dev/kbd0001` running in the background of the guest, its output
+/// in a file.
+pub struct Reader {
+    /// Its pid.
+    pub pid: u32,
+    /// The file with what it read.
+    pub out: String,
+}
+
+impl Reader {
+    /// Starts a reader called `name` and waits until it has the device open
+    /// (its queue exists from then on).
+    pub fn start(m: &mut Machine, name: &str) -> Result<Reader> {
+        let out = format!("/tmp/reader-{name}.out");
+        let pid = spawn(m, &format!("cat {}", kbd::DEV_NODE), &out)?;
+        wait_open(m, pid, kbd::DEV_NODE)?;
+        Ok(Reader { pid, out })
+    }
+
+    /// The whole lines read so far (a line still being written is left
+    /// out); every line must be in the device's format.
+    pub fn lines(&self, m: &mut Machine) -> Result<Vec<DevLine>> {
+        let text = read_file(m, &self.out)?;
+        let whole = match text.rfind('\n') {
+            Some(i) => &text[..=i],
+            None => "",
+        };
+        kbd::parse_dev_lines(whole)
+            .with_context(|| format!("reader {} ({}) got {text:?}", self.pid, self.out))
+    }
+
+    /// Everything read, which must be whole lines only.
+    pub fn complete_lines(&self, m: &mut Machine) -> Result<Vec<DevLine>> {
+        let text = read_file(m, &self.out)?;
+        kbd::parse_dev_lines(&text)
+            .with_context(|| format!("reader {} ({}) got {text:?}", self.pid, self.out))
+    }
+
+    /// Waits until the reader has at least `n` lines; returns them all.
+    pub fn wait_lines(&self, m: &mut Machine, n: usize, timeout: Duration) -> Result<Vec<DevLine>> {
+        let what = format!("{n} lines from reader {} of {}", self.pid, kbd::DEV_NODE);
+        let mut last = Vec::new();
+        let r = poll(m, timeout, &what, |m| {
+            last = self.lines(m)?;
+            Ok((last.len() >= n).then(|| last.clone()))
+        });
+        r.with_context(|| format!("lines so far:\n  {}", show(&last)))
+    }
+}
+
+/// Checks that `lines` report `expected` in order, with `seq` going up by
+/// one from `first_seq` (if known) or from the first line's.
+pub fn check_lines(lines: &[DevLine], expected: &[Expected], first_seq: Option<u64>) -> Result<()> {
+    let start = first_seq
+        .or_else(|| lines.first().map(|l| l.seq))
+        .unwrap_or(1);
+    let want: Vec<String> = expected
+        .iter()
+        .enumerate()
+        .map(|(i, e)| e.line(start + i as u64))
+        .collect();
+    let got: Vec<String> = lines.iter().map(ToString::to_string).collect();
+    ensure!(
+        got == want,
+        "{} lines differ from the oracle (set-1 table and KEY_ names, seq +1 from {start})\n\
+         expected:\n  {}\ngot:\n  {}",
+        kbd::DEV_NODE,
+        show(&want),
+        show(&got)
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The key stream
+// ---------------------------------------------------------------------------
+
+/// A point in the key stream.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    /// IRQ 1 count.
+    pub irq1: u64,
+    /// Number of driver events in the kernel log.
+    pub logged: usize,
+    /// Lines of the stream's reader.
+    pub lines: usize,
+    /// The seq the next event must have, when known.
+    pub next_seq: Option<u64>,
+    /// The driver's counters.
+    pub counters: Counters,
+}
+
+/// The checks of a booted driver's key stream: one reader of
+/// `/dev/kbd0001` opened right after probe, the kernel log, IRQ 1 and the
+/// counters.
+pub struct Stream {
+    /// The reader.
+    pub reader: Reader,
+    /// Whether the reader opened before any key (then its first `seq` is 1).
+    fresh: bool,
+}
+
+impl Stream {
+    /// Starts the stream's reader; `fresh` when no key was pressed since
+    /// probe (the first event must then have `seq` 1).
+    pub fn start(m: &mut Machine, fresh: bool) -> Result<Stream> {
+        mount_debugfs(m)?;
+        Ok(Stream {
+            reader: Reader::start(m, "stream")?,
+            fresh,
+        })
+    }
+
+    /// Everything a mark or a check needs, read with one guest command:
+    /// the IRQ 1 count, the driver's events logged after the first `from`,
+    /// the reader's output and the counters.
+    fn snapshot(&self, m: &mut Machine, from: Option<usize>) -> Result<Snapshot> {
+        let log = match from {
+            Some(n) => format!("grep ' scancode ' /tmp/snap.log | tail -n +{};", n + 1),
+            None => String::new(),
+        };
+        let script = format!(
+            "echo @@snap-irq; cat /proc/interrupts; \
+             dmesg > /tmp/snap.log; echo @@snap-count; grep -c ' scancode ' /tmp/snap.log; \
+             echo @@snap-log; {log} \
+             echo @@snap-counters; ({}) || exit 1; \
+             echo @@snap-dev; cat {}",
+            Counters::command(),
+            self.reader.out
+        );
+        let out = m.succeed(&script)?;
+        let section = |name: &str, next: Option<&str>| -> Result<&str> {
+            let start = format!("@@snap-{name}\n");
+            let i = out
+                .find(&start)
+                .with_context(|| format!("no {name} in {out:?}"))?
+                + start.len();
+            let end = match next {
+                Some(n) => out[i..]
+                    .find(&format!("@@snap-{n}\n"))
+                    .map(|j| i + j)
+                    .with_context(|| format!("no {n} in {out:?}"))?,
+                None => out.len(),
+            };
+            Ok(&out[i..end])
+        };
+        let irq1 = vm_tests::Interrupts::parse(section("irq", Some("count"))?)?
+            .count(1)
+            .context("IRQ 1 is not in /proc/interrupts (no handler registered)")?;
+        let logged_total: usize = section("count", Some("log"))?.trim().parse()?;
+        let new_events = scancodes::parse_driver_log(section("log", Some("counters"))?);
+        let (counters, _) = Counters::parse(section("counters", Some("dev"))?)?;
+        ensure!(
+            counters.irqs == counters.handled + counters.not_ours,
+            "counters: irqs {} != handled {} + not_ours {}: {counters:?}",
+            counters.irqs,
+            counters.handled,
+            counters.not_ours
+        );
+        let dev = section("dev", None)?.to_owned();
+        Ok(Snapshot {
+            irq1,
+            logged_total,
+            new_events,
+            counters,
+            dev,
+        })
+    }
+
+    pub fn mark(&self, m: &mut Machine) -> Result<Mark> {
+        let snap = self.snapshot(m, None)?;
+        let lines = whole_lines(&snap.dev)?;
+        let next_seq = match lines.last() {
+            Some(l) => Some(l.seq + 1),
+            None if self.fresh => Some(1),
+            None => None,
+        };
+        Ok(Mark {
+            irq1: snap.irq1,
+            logged: snap.logged_total,
+            lines: lines.len(),
+            next_seq,
+            counters: snap.counters,
+        })
+    }
+
+    /// Presses `chords` one after the other with `send_key` and checks the
+    /// stream against the oracle.
+    pub fn press(&self, m: &mut Machine, chords: &[&str]) -> Result<()> {
+        let start = self.mark(m)?;
+        let mut sent = Vec::new();
+        for chord in chords {
+            let keys = vm_tests::qmp::parse_chord(chord)?;
+            sent.extend(kbd::chord(&keys).with_context(|| format!("{chord} not in the tables"))?);
+            m.send_key(chord)?;
+        }
+        self.check(m, &start, &sent)
+            .with_context(|| format!("keys {chords:?}"))
+    }
+
+    /// Checks that, since `mark`, the transitions `sent` arrived exactly:
+    /// IRQ 1 fired once per byte on the wire, the kernel log has exactly
+    /// their events, the reader exactly their lines (seq +1 each), and the
+    /// counters moved by exactly the bytes and events sent (every interrupt
+    /// handled, none dropped, `irqs == handled + not_ours`, the IRQ count's
+    /// increase equal to `irqs`' increase).
+    pub fn check(&self, m: &mut Machine, mark: &Mark, sent: &[Transition]) -> Result<()> {
+        let wire: u64 = sent.iter().map(|t| t.wire.len() as u64).sum();
+        let expected: Vec<Expected> = sent.iter().filter_map(|t| t.event.clone()).collect();
+        let want = mark.irq1 + wire;
+        m.wait_for_interrupts(1, want, KEY_WAIT)?;
+        std::thread::sleep(SETTLE);
+        let mut snap = self.snapshot(m, Some(mark.logged))?;
+        let after = snap.irq1;
+        let logged = std::mem::take(&mut snap.new_events);
+        ensure!(
+            after == want,
+            "IRQ 1 count went from {} to {after}, expected exactly {want} (one interrupt per \
+             byte, {wire} bytes)\nlogged:\n  {}",
+            mark.irq1,
+            show(&logged)
+        );
+        let events: Vec<KeyEvent> = expected.iter().map(|e| e.event.clone()).collect();
+        ensure!(
+            logged == events,
+            "driver events in the kernel log differ from the set-1 table\nexpected:\n  {}\n\
+             logged:\n  {}",
+            show(&events),
+            show(&logged)
+        );
+        let mut lines = whole_lines(&snap.dev)?;
+        if lines.len() < mark.lines + expected.len() {
+            // The reader may lag behind the log by a little.
+            lines = self
+                .reader
+                .wait_lines(m, mark.lines + expected.len(), KEY_WAIT)?;
+            snap = self.snapshot(m, None)?;
+        }
+        let all = kbd::parse_dev_lines(&snap.dev)
+            .with_context(|| format!("reader {} got {:?}", self.reader.pid, snap.dev))?;
+        ensure!(
+            all.len() == lines.len(),
+            "the reader got a partial line: {all:?}"
+        );
+        check_lines(&lines[mark.lines..], &expected, mark.next_seq)?;
+
+        let c = snap.counters;
+        ensure!(
+            c.monotonic_since(&mark.counters),
+            "a counter went down: {:?} -> {c:?}",
+            mark.counters
+        );
+        let d = c.since(&mark.counters);
+        let got = [
+            ("irqs", d.irqs, wire),
+            ("irqs (IRQ 1 count's increase)", d.irqs, after - mark.irq1),
+            ("handled", d.handled, wire),
+            ("not_ours", d.not_ours, 0),
+            ("bytes", d.bytes, wire),
+            ("events", d.events, expected.len() as u64),
+            ("bytes_dropped (total)", c.bytes_dropped, 0),
+            ("events_dropped (total)", c.events_dropped, 0),
+        ];
+        let wrong: Vec<String> = got
+            .iter()
+            .filter(|(_, is, should)| is != should)
+            .map(|(what, is, should)| format!("{what}: rose by {is}, expected {should}"))
+            .collect();
+        ensure!(
+            wrong.is_empty(),
+            "counters after {wire} bytes and {} events: {}\nbefore: {:?}\nafter:  {c:?}",
+            expected.len(),
+            wrong.join("; "),
+            mark.counters
+        );
+        Ok(())
+    }
+}
+
+/// What [`Stream`] reads in one guest command.
+struct Snapshot {
+    irq1: u64,
+    logged_total: usize,
+    new_events: Vec<KeyEvent>,
+    counters: Counters,
+    dev: String,
+}
+
+/// The whole lines of a reader's output (a line still being written is
+/// left out).
+fn whole_lines(text: &str) -> Result<Vec<DevLine>> {
+    let whole = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    Ok(kbd::parse_dev_lines(whole)?)
+}
+
+/// The transitions of typing `text` on a US layout (one chord per character).
+pub fn text_transitions(text: &str) -> Result<Vec<Transition>> {
+    let mut out = Vec::new();
+    for c in text.chars() {
+        let keys = scancodes::char_keys(c).with_context(|| format!("{c:?}"))?;
+        out.extend(kbd::chord(&keys).context("keys")?);
+    }
+    Ok(out)
+}
+
+/// `n` transitions of `key` going down (a held key's make and repeats).
+pub fn downs(key: &str, n: usize) -> Result<Vec<Transition>> {
+    let t = kbd::transition(key, true).with_context(|| format!("{key} not in the tables"))?;
+    Ok(vec![t; n])
+}
+
+/// `key` going up.
+pub fn up(key: &str) -> Result<Transition> {
+    kbd::transition(key, false).with_context(|| format!("{key} not in the tables"))
+}
