@@ -3,13 +3,16 @@
 
 pub mod bench;
 pub mod build;
+pub mod doc;
 pub mod keys;
+pub mod lint;
 pub mod provision;
 pub mod repro;
 pub mod rust_analyzer;
 pub mod steps;
 pub mod test;
 pub mod vm;
+pub mod watch;
 
 use crate::cli::BuildArgs;
 use crate::paths::Cache;
