@@ -71,6 +71,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     let start = Instant::now();
     let outcome = tests.run(&stop)?;
     if !say("first run", &outcome, start, None) {
+        eprintln!("watch: stopped");
         return Ok(());
     }
     let rebuild: Vec<&Step> = steps
