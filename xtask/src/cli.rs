@@ -53,6 +53,10 @@ pub enum Command {
     /// directories rebuild the modules, initramfs and artifacts and rerun
     /// them, printing one line per round with the time from the save.
     Watch(WatchArgs),
+    /// Check that rust-analyzer understands the module with the
+    /// rust-project.json of `rust-analyzer` (every name resolves, kernel::
+    /// ones included).
+    RaCheck(RaCheckArgs),
     /// Step: configure, check and build a kernel.
     Kernel(KernelStepArgs),
     /// Step: build the out-of-tree module against a kernel build tree.
@@ -210,6 +214,26 @@ pub struct DocArgs {
     /// The toolchain (with --kdir).
     #[command(flatten)]
     pub tools: ToolArgs,
+}
+
+/// Arguments of `ra-check`.
+#[derive(Args)]
+pub struct RaCheckArgs {
+    /// A module directory (repeatable; default: every module directory of
+    /// kernel/kernels.toml).
+    #[arg(long)]
+    pub src: Vec<PathBuf>,
+    /// The rust-analyzer binary (default: the one `--install` built, else
+    /// rust-analyzer on PATH if it runs).
+    #[arg(long)]
+    pub rust_analyzer: Option<PathBuf>,
+    /// Build rust-analyzer from the crate registry if there is none
+    /// (ra_ap_rust-analyzer, about 12 min on 2 cores).
+    #[arg(long)]
+    pub install: bool,
+    /// Parallel jobs for make.
+    #[arg(long, short, default_value_t = default_jobs())]
+    pub jobs: usize,
 }
 
 /// Arguments of `watch`.

@@ -42,6 +42,7 @@ fn main() {
         Command::Lint(args) => commands::lint::run(&args),
         Command::Doc(args) => commands::doc::run(&args),
         Command::Watch(args) => commands::watch::run(&args),
+        Command::RaCheck(args) => commands::ra_check::run(&args),
         Command::Kernel(args) => commands::steps::kernel(&args),
         Command::Module(args) => commands::steps::module(&args),
         Command::Ssdt(args) => commands::steps::ssdt(&args),

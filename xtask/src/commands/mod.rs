@@ -7,6 +7,7 @@ pub mod doc;
 pub mod keys;
 pub mod lint;
 pub mod provision;
+pub mod ra_check;
 pub mod repro;
 pub mod rust_analyzer;
 pub mod steps;
