@@ -62,6 +62,7 @@
       checks = forAllSystems (lab: {
         fmt = lab.cargoFmt;
         clippy = lab.cargoClippy;
+        module-lint = lab.moduleLint;
         test = lab.cargoTest;
         vm-tests = lab.vmTests;
         nix-format = lab.nixFormat;

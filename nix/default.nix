@@ -41,6 +41,10 @@ pkgs.lib.makeScope pkgs.newScope (self: {
   vmTests = self.callPackage ./vm-tests.nix {};
   cargoFmt = self.callPackage ./cargo-fmt.nix {};
   cargoClippy = self.callPackage ./cargo-clippy.nix {};
+  moduleLint = self.callPackage ./module-lint.nix {
+    kernel = self.kernelSets.lab.kernel;
+    inherit (self.kernelList) moduleDirs;
+  };
   cargoTest = self.callPackage ./cargo-test.nix {};
   formatter = self.callPackage ./formatter.nix {};
   nixFormat = self.callPackage ./nix-format.nix {};

@@ -47,6 +47,21 @@ pub enum Command {
     /// Write module/rust-project.json for rust-analyzer (the kernel's
     /// `make rust-analyzer` against the kernel build tree).
     RustAnalyzer(RustAnalyzerArgs),
+    /// Lint the module directories the kernel's way: clippy with the
+    /// kernel's lint set (kbuild's `make CLIPPY=1`) and rustfmt with the
+    /// kernel's .rustfmt.toml; fails on any finding, naming file:line.
+    Lint(LintArgs),
+    /// Document the module beside the kernel crates (the kernel's
+    /// `make rustdoc`) in <cache>/doc, offline; prints the page to open.
+    Doc(DocArgs),
+    /// Build, run the tests named, then on every save under the module
+    /// directories rebuild the modules, initramfs and artifacts and rerun
+    /// them, printing one line per round with the time from the save.
+    Watch(WatchArgs),
+    /// Check that rust-analyzer understands the module with the
+    /// rust-project.json of `rust-analyzer` (every name resolves, kernel::
+    /// ones included).
+    RaCheck(RaCheckArgs),
     /// Step: configure, check and build a kernel.
     Kernel(KernelStepArgs),
     /// Step: build the out-of-tree module against a kernel build tree.
@@ -155,6 +170,88 @@ pub struct RustAnalyzerArgs {
     /// The toolchain.
     #[command(flatten)]
     pub tools: ToolArgs,
+}
+
+/// Arguments of `lint`.
+#[derive(Args)]
+pub struct LintArgs {
+    /// The kernel build tree (default: the host path's, built if needed).
+    #[arg(long, requires = "src")]
+    pub kdir: Option<PathBuf>,
+    /// A module directory (repeatable; default: every module directory of
+    /// kernel/kernels.toml).
+    #[arg(long)]
+    pub src: Vec<PathBuf>,
+    /// The clippy-driver (default: the pinned toolchain's; with --kdir,
+    /// clippy-driver on PATH). It must be the clippy of the kernel's rustc.
+    #[arg(long)]
+    pub clippy_driver: Option<PathBuf>,
+    /// The rustfmt (default: the pinned toolchain's; with --kdir, PATH).
+    #[arg(long)]
+    pub rustfmt: Option<PathBuf>,
+    /// The rustfmt configuration (default: <kdir>/source/.rustfmt.toml,
+    /// the kernel's).
+    #[arg(long)]
+    pub rustfmt_config: Option<PathBuf>,
+    /// Allow this lint on top of the kernel's lint set (repeatable; the
+    /// flake's check allows the lints its newer clippy adds).
+    #[arg(long, value_name = "LINT")]
+    pub allow: Vec<String>,
+    /// The toolchain (with --kdir).
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+/// Arguments of `doc`.
+#[derive(Args)]
+pub struct DocArgs {
+    /// The kernel build tree (default: the host path's, built if needed).
+    #[arg(long, requires_all = ["src", "out"])]
+    pub kdir: Option<PathBuf>,
+    /// A module directory (repeatable; default: every module directory of
+    /// kernel/kernels.toml).
+    #[arg(long)]
+    pub src: Vec<PathBuf>,
+    /// The documentation directory (default: <cache>/doc); `make rustdoc`
+    /// empties it, so it must be new, empty or an earlier one of `doc`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The toolchain (with --kdir).
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+/// Arguments of `ra-check`.
+#[derive(Args)]
+pub struct RaCheckArgs {
+    /// A module directory (repeatable; default: every module directory of
+    /// kernel/kernels.toml).
+    #[arg(long)]
+    pub src: Vec<PathBuf>,
+    /// The rust-analyzer binary (default: the one `--install` built, else
+    /// rust-analyzer on PATH if it runs).
+    #[arg(long)]
+    pub rust_analyzer: Option<PathBuf>,
+    /// Build rust-analyzer from the crate registry if there is none
+    /// (ra_ap_rust-analyzer, about 12 min on 2 cores).
+    #[arg(long)]
+    pub install: bool,
+    /// Parallel jobs for make.
+    #[arg(long, short, default_value_t = default_jobs())]
+    pub jobs: usize,
+}
+
+/// Arguments of `watch`.
+#[derive(Args)]
+pub struct WatchArgs {
+    /// How to build (`--kernel kunit` also builds the KUnit kernel and
+    /// rebuilds its module on every save).
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// Arguments for `cargo nextest run` every round (e.g. a test name
+    /// filter: -- ex4_driver_probes).
+    #[arg(last = true)]
+    pub nextest_args: Vec<String>,
 }
 
 /// Arguments of the `ssdt` step.

@@ -87,6 +87,7 @@ impl Host {
             rust_bin: Some(t.rust_bin.clone()),
             jobs,
             stamp: Some(self.pins.build.clone()),
+            clippy: None,
         }
     }
 }

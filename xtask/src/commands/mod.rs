@@ -4,13 +4,17 @@
 pub mod bench;
 pub mod build;
 pub mod checkpatch;
+pub mod doc;
 pub mod keys;
+pub mod lint;
 pub mod provision;
+pub mod ra_check;
 pub mod repro;
 pub mod rust_analyzer;
 pub mod steps;
 pub mod test;
 pub mod vm;
+pub mod watch;
 
 use crate::cli::BuildArgs;
 use crate::paths::Cache;

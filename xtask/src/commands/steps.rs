@@ -27,6 +27,7 @@ impl ToolArgs {
                 user: self.build_user.clone().unwrap_or_default(),
                 host: self.build_host.clone().unwrap_or_default(),
             }),
+            clippy: None,
         }
     }
 }

@@ -24,6 +24,19 @@ pub struct KernelTools {
     pub jobs: usize,
     /// What the kernel records as its build's time, user and host.
     pub stamp: Option<BuildStamp>,
+    /// Compile the Rust objects with clippy instead of rustc (kbuild's
+    /// `CLIPPY=1`): the lint step's switch, never set for a build.
+    pub clippy: Option<Clippy>,
+}
+
+/// kbuild's `CLIPPY=1`: the clippy-driver to run and the lints allowed on
+/// top of the kernel's own lint set.
+#[derive(Debug, Clone)]
+pub struct Clippy {
+    /// The clippy-driver binary (`CLIPPY_DRIVER`).
+    pub driver: PathBuf,
+    /// Lints allowed (`-A`), added to `KRUSTFLAGS` after the kernel's flags.
+    pub allow: Vec<String>,
 }
 
 impl KernelTools {
@@ -42,6 +55,11 @@ impl KernelTools {
         if let Some(dir) = &self.rust_lib_src {
             c.arg(format!("RUST_LIB_SRC={}", dir.display()));
             remaps.push(format!("--remap-path-prefix={}=/", dir.display()));
+        }
+        if let Some(clippy) = &self.clippy {
+            c.arg("CLIPPY=1")
+                .arg(format!("CLIPPY_DRIVER={}", clippy.driver.display()));
+            remaps.extend(clippy.allow.iter().map(|lint| format!("-A{lint}")));
         }
         if !remaps.is_empty() {
             c.arg(format!("KRUSTFLAGS={}", remaps.join(" ")));

@@ -3,10 +3,12 @@
 //! the single-step commands) run exactly the same code.
 
 pub mod artifacts;
+pub mod doc;
 pub mod initramfs;
 pub mod kbuild;
 pub mod kconfig;
 pub mod kernel;
+pub mod lint;
 pub mod module;
 pub mod patches;
 pub mod ssdt;
