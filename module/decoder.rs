@@ -429,7 +429,7 @@ impl KeyEvent {
     }
 
     /// Packs the event into one `u64`, for a queue of atomics (see `ring.rs`).
-    pub(crate) fn to_word(&self) -> u64 {
+    pub(crate) fn to_word(self) -> u64 {
         let mut word = 0u64;
         for (i, &byte) in self.bytes.iter().enumerate() {
             word |= u64::from(byte) << (8 * i);

@@ -93,16 +93,17 @@ use kernel::{
         Dir,
         Scope, //
     },
-    devres::Devres,
     device::{
         self,
         Bound,
         Core, //
     },
+    devres::Devres,
     driver, fmt,
     io::{
         port::IoPort,
-        Io, //
+        Io,
+        ResourceSize, //
     },
     irq::{
         self,
@@ -217,9 +218,9 @@ struct I8042Ports {
     /// The status register (when read).
     status: Port,
     /// The data port's number, for messages.
-    data_port: u64,
+    data_port: ResourceSize,
     /// The status port's number, for messages.
-    status_port: u64,
+    status_port: ResourceSize,
 }
 
 impl I8042Ports {
@@ -240,12 +241,16 @@ impl I8042Ports {
     }
 
     /// Claims the one-port I/O resource `index` of `pdev` (`what` names it in messages).
-    fn claim(pdev: &platform::Device<Core<'_>>, index: u32, what: &str) -> Result<(Port, u64)> {
+    fn claim(
+        pdev: &platform::Device<Core<'_>>,
+        index: u32,
+        what: &str,
+    ) -> Result<(Port, ResourceSize)> {
         let dev = pdev.as_ref();
         let request = pdev.io_port_request_by_index(index).inspect_err(|_| {
             dev_err!(dev, "no I/O resource {index} ({what} port) in _CRS\n");
         })?;
-        let (start, size) = (u64::from(request.start()), u64::from(request.size()));
+        let (start, size) = (request.start(), request.size());
         if size != 1 {
             dev_err!(
                 dev,

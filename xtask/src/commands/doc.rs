@@ -10,6 +10,21 @@ use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+/// The directories of `dirs` that hold Rust sources: rustdoc has nothing
+/// to say about a C module (the C twin, the test modules).
+fn rust_module_dirs(dirs: Vec<std::path::PathBuf>) -> Result<Vec<std::path::PathBuf>> {
+    let mut rust = Vec::new();
+    for d in dirs {
+        if !crate::fsutil::files_with_extension(std::slice::from_ref(&d), "rs")?.is_empty() {
+            rust.push(d);
+        }
+    }
+    if rust.is_empty() {
+        bail!("no module directory holds Rust sources");
+    }
+    Ok(rust)
+}
+
 /// Documents and says where.
 pub fn run(args: &DocArgs) -> Result<()> {
     let start = Instant::now();
@@ -26,7 +41,7 @@ pub fn run(args: &DocArgs) -> Result<()> {
             let (t, kdir) = lab_kernel(&host, args.tools.jobs)?;
             (
                 kdir,
-                module_dirs(&host, &args.src)?,
+                rust_module_dirs(module_dirs(&host, &args.src)?)?,
                 host.kernel_tools(&t, args.tools.jobs),
                 args.out
                     .clone()
