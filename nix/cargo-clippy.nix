@@ -14,12 +14,7 @@ craneLib.cargoClippy (workspace.commonArgs
   // {
     inherit (workspace) cargoArtifacts;
     preBuild = ''
-      newerLints=$(clippy-driver -W help | awk '
-        NR == FNR { if ($1 !~ /^#/) host[$1] = $2; next }
-        /^ +[a-z0-9_:-]+ +(allow|warn|deny|forbid) / {
-          name = $1; gsub("-", "_", name)
-          if ($2 != "allow" && (!(name in host) || host[name] == "allow")) print name
-        }' ${./host-lints.txt} -)
+      ${import ./newer-lints.nix}
       echo "clippy: lints this toolchain warns about and the host's does not (allowed):" $newerLints
       allowNewerLints=""
       for lint in $newerLints; do allowNewerLints+=" -A $lint"; done

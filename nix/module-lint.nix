@@ -20,15 +20,7 @@
   clippy,
   rustfmt,
 }: let
-  # A directory's Kbuild file and its C and Rust sources (as ./module.nix).
-  sourceOf = dir:
-    lib.fileset.toSource {
-      root = dir;
-      fileset = lib.fileset.unions [
-        (dir + "/Kbuild")
-        (lib.fileset.fileFilter (file: lib.any file.hasExt ["rs" "c" "h"]) dir)
-      ];
-    };
+  sourceOf = import ./module-source.nix {inherit lib;};
   copyOne = dir: let
     name = baseNameOf dir;
   in ''
@@ -49,12 +41,7 @@ in
 
     buildPhase = ''
       runHook preBuild
-      newerLints=$(clippy-driver -W help | awk '
-        NR == FNR { if ($1 !~ /^#/) host[$1] = $2; next }
-        /^ +[a-z0-9_:-]+ +(allow|warn|deny|forbid) / {
-          name = $1; gsub("-", "_", name)
-          if ($2 != "allow" && (!(name in host) || host[name] == "allow")) print name
-        }' ${./host-lints.txt} -)
+      ${import ./newer-lints.nix}
       allowArgs=""
       for lint in $newerLints; do allowArgs+=" --allow $lint"; done
       srcArgs=""

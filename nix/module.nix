@@ -10,16 +10,7 @@
   moduleDirs,
   xtask,
 }: let
-  # A directory's Kbuild file and its C and Rust sources; not an editor's
-  # rust-project.json.
-  sourceOf = dir:
-    lib.fileset.toSource {
-      root = dir;
-      fileset = lib.fileset.unions [
-        (dir + "/Kbuild")
-        (lib.fileset.fileFilter (file: lib.any file.hasExt ["rs" "c" "h"]) dir)
-      ];
-    };
+  sourceOf = import ./module-source.nix {inherit lib;};
   # One build per directory: its own copy and its own output directory.
   buildOne = dir: let
     name = baseNameOf dir;

@@ -12,17 +12,7 @@ use anyhow::{Result, bail};
 pub fn run(args: &TestArgs) -> Result<()> {
     let artifacts = super::artifacts(args.no_build, &args.build, true)?;
     let host = Host::new()?;
-    // The window test's X server, input tool and QEMU GUI.
-    provision::ensure_host_packages(&host.pins.host.test_packages)?;
-    let nextest = match exec::which("cargo-nextest") {
-        Some(p) => p,
-        None => provision::install_crate(
-            &host.cache,
-            &host.pins.nextest.name,
-            &host.pins.nextest.version,
-            "cargo-nextest",
-        )?,
-    };
+    let nextest = test_tools(&host)?;
     let vm_logs = host.cache.logs().join("vm");
     let mut c = cmd(
         &nextest,
@@ -45,4 +35,20 @@ pub fn run(args: &TestArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What running the tests needs: the test packages (the window test's X
+/// server, input tool and QEMU GUI) and cargo-nextest (installed at the
+/// pinned version if missing). Returns nextest.
+pub fn test_tools(host: &Host) -> Result<std::path::PathBuf> {
+    provision::ensure_host_packages(&host.pins.host.test_packages)?;
+    match exec::which("cargo-nextest") {
+        Some(p) => Ok(p),
+        None => provision::install_crate(
+            &host.cache,
+            &host.pins.nextest.name,
+            &host.pins.nextest.version,
+            "cargo-nextest",
+        ),
+    }
 }

@@ -7,10 +7,9 @@
 
 use super::build::Runner;
 use crate::cli::WatchArgs;
-use crate::exec::{self, cmd};
+use crate::exec::cmd;
 use crate::host::Host;
 use crate::plan::{self, Step};
-use crate::provision;
 use anyhow::{Context, Result};
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, new_debouncer};
@@ -232,16 +231,7 @@ impl Tests {
     /// nextest (installed if missing, as `cargo xtask test` does) and the
     /// test packages.
     fn new(host: &Host, args: &[String]) -> Result<Self> {
-        provision::ensure_host_packages(&host.pins.host.test_packages)?;
-        let nextest = match exec::which("cargo-nextest") {
-            Some(p) => p,
-            None => provision::install_crate(
-                &host.cache,
-                &host.pins.nextest.name,
-                &host.pins.nextest.version,
-                "cargo-nextest",
-            )?,
-        };
+        let nextest = super::test::test_tools(host)?;
         Ok(Self {
             nextest,
             repo: host.repo.clone(),
