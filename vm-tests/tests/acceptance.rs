@@ -500,7 +500,7 @@ echo ok > /tmp/cycles.done
     run(lab_in_mode(mode, "reload")?, |m| {
         check_probed_in_mode(m, mode)?;
         m.succeed(&format!("cat > /tmp/cycles.sh <<'EOF'\n{script}\nEOF"))?;
-        spawn(m, "sh /tmp/cycles.sh", "/tmp/cycles.out")?;
+        m.spawn("sh /tmp/cycles.sh", "/tmp/cycles.out")?;
         // Keys while the script runs: a press and release every few ms,
         // whatever the driver's state (bytes sent while it is unloaded stay
         // in the controller or are dropped by QEMU's queue).
@@ -571,7 +571,7 @@ echo ok > /tmp/cycles.done
 /// Waits until the IRQ 1 count stays the same for [`SETTLE`].
 fn wait_quiet(m: &mut Machine) -> Result<()> {
     let mut last = irq1_count(m)?;
-    poll(m, KEY_WAIT, "IRQ 1 to be quiet", |m| {
+    m.wait_for("IRQ 1 to be quiet", KEY_WAIT, POLL, |m| {
         std::thread::sleep(SETTLE);
         let now = irq1_count(m)?;
         let quiet = now == last;

@@ -105,7 +105,6 @@ while [ $i -le {n} ]; do
 done
 "#
     );
-    mount_debugfs(m)?;
     let out = m.succeed(&script).context("injecting IRQ 1")?;
     out.lines()
         .map(|l| {

@@ -51,7 +51,7 @@ struct Tool {
 impl Tool {
     fn start(m: &mut Machine, name: &str, nonblock: bool, steps: &[String]) -> Result<Tool> {
         let out = format!("/tmp/tool-{name}.out");
-        let pid = spawn(m, &Session::command(kbd::DEV_NODE, nonblock, steps), &out)?;
+        let pid = m.spawn(&Session::command(kbd::DEV_NODE, nonblock, steps), &out)?;
         let tool = Tool { pid, out };
         let s = tool.wait(m, "the open", |s| s.open.is_some())?;
         ensure!(
@@ -75,7 +75,7 @@ impl Tool {
         done: impl Fn(&Session) -> bool,
     ) -> Result<Session> {
         let what = format!("{what} of kbdtool {} ({})", self.pid, self.out);
-        poll(m, KEY_WAIT, &what, |m| {
+        m.wait_for(&what, KEY_WAIT, POLL, |m| {
             let s = self.session(m)?;
             Ok(done(&s).then_some(s))
         })
@@ -363,11 +363,11 @@ fn check_woken(
         "a reader blocked in read() during {what} got {r:?}, expected EOF or ENODEV"
     );
     for &pid in cats {
-        poll(
-            m,
-            WAKE_TIMEOUT,
+        m.wait_for(
             &format!("reader {pid} to end after {what}"),
-            |m| Ok((!alive(m, pid)?).then_some(())),
+            WAKE_TIMEOUT,
+            POLL,
+            |m| Ok::<_, anyhow::Error>((!alive(m, pid)?).then_some(())),
         )?;
     }
     let took = since.elapsed();

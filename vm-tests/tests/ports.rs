@@ -189,7 +189,7 @@ fn ensure_nothing_left(m: &mut Machine) -> Result<()> {
     ensure_nothing_probed(m)?;
     m.fail(&format!("test -e {}", kbd::DEV_NODE))
         .context("the device node exists after a failed probe")?;
-    mount_debugfs(m)?;
+    ensure_debugfs(m)?;
     m.fail(&format!("test -e {}", kbd::DEBUGFS_DIR))
         .context("the debugfs directory exists after a failed probe")?;
     let ports = ioports(m)?;

@@ -135,6 +135,17 @@ impl Machine {
         self.repeat_until(cmd, Expect::Failure, timeout)
     }
 
+    /// Starts `cmd` in the background of the guest, its output (stdout and
+    /// stderr) in the guest file `out`, its stdin `/dev/null`; returns its
+    /// pid.
+    pub fn spawn(&mut self, cmd: &str, out: &str) -> Result<u32> {
+        let pid = self.succeed(&format!("{cmd} > {out} 2>&1 < /dev/null & echo $!"))?;
+        pid.trim().parse().map_err(|_| Error::Parse {
+            what: "the pid of a background command",
+            message: format!("{cmd:?} gave {pid:?}"),
+        })
+    }
+
     /// Reads and parses `/proc/interrupts`.
     pub fn interrupts(&mut self) -> Result<Interrupts> {
         Interrupts::parse(&self.succeed("cat /proc/interrupts")?)

@@ -119,7 +119,7 @@ impl Machine {
         self.qmp = Some(qmp);
 
         let deadline = Instant::now() + config.boot_timeout;
-        self.wait_until(
+        self.wait_until::<_, Error>(
             "the guest's command channel (@@LAB-CHANNEL-READY on ttyS1)",
             config.boot_timeout,
             |_| {},

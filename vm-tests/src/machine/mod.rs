@@ -83,22 +83,37 @@ impl Machine {
         self.qmp.as_mut().ok_or(Error::NotRunning)
     }
 
+    /// Polls `attempt` every `pause` until it returns `Some`, checking the
+    /// machine ([`Machine::check_alive`]) before each attempt; fails after
+    /// `timeout` with [`Error::Timeout`] saying it waited for `what`, with
+    /// the last console lines. For a test's own condition: `attempt` may
+    /// return any error that a harness error converts into (`anyhow`'s).
+    pub fn wait_for<T, E: From<Error>>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pause: Duration,
+        attempt: impl FnMut(&mut Self) -> std::result::Result<Option<T>, E>,
+    ) -> std::result::Result<T, E> {
+        self.wait_until(what, timeout, |_| std::thread::sleep(pause), attempt)
+    }
+
     /// Polls `attempt` until it returns `Some`, pausing with `pause` between
     /// attempts and checking the machine ([`Machine::check_alive`]) before
     /// each; fails after `timeout` with an error saying it waited for `what`.
-    fn wait_until<T>(
+    fn wait_until<T, E: From<Error>>(
         &mut self,
         what: &str,
         timeout: Duration,
         pause: impl FnMut(&mut Self),
-        mut attempt: impl FnMut(&mut Self) -> Result<Option<T>>,
-    ) -> Result<T> {
+        mut attempt: impl FnMut(&mut Self) -> std::result::Result<Option<T>, E>,
+    ) -> std::result::Result<T, E> {
         let context = format!("waiting for {what}");
         let outcome = retry(self, Instant::now() + timeout, pause, |m| {
             m.check_alive(&context)?;
-            Ok::<_, Error>(attempt(m)?.ok_or(()))
+            Ok::<_, E>(attempt(m)?.ok_or(()))
         })?;
-        outcome.map_err(|()| self.timeout(what, timeout))
+        outcome.map_err(|()| self.timeout(what, timeout).into())
     }
 
     /// `e`, unless the machine died: then why it died (a closed socket

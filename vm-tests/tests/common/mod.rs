@@ -12,7 +12,7 @@
 #![allow(dead_code, unused_macros)]
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use regex::Regex;
@@ -293,18 +293,17 @@ pub fn ioports(m: &mut Machine) -> Result<IoPorts> {
 // debugfs
 // ---------------------------------------------------------------------------
 
-/// Mounts debugfs on /sys/kernel/debug unless it is mounted.
-pub fn mount_debugfs(m: &mut Machine) -> Result<()> {
-    m.succeed(
-        "grep -q '^debugfs /sys/kernel/debug ' /proc/mounts || \
-         mount -t debugfs debugfs /sys/kernel/debug",
-    )?;
+/// Fails unless debugfs is mounted on /sys/kernel/debug (the lab's /init
+/// mounts it), so that a missing debugfs file means what it says.
+pub fn ensure_debugfs(m: &mut Machine) -> Result<()> {
+    m.succeed("grep -q '^debugfs /sys/kernel/debug ' /proc/mounts")
+        .context("debugfs is not mounted on /sys/kernel/debug")?;
     Ok(())
 }
 
-/// The driver's counters and its `mode` word (debugfs mounted if needed).
+/// The driver's counters and its `mode` word (debugfs is mounted by /init;
+/// reading fails without it).
 pub fn counters_and_mode(m: &mut Machine) -> Result<(Counters, String)> {
-    mount_debugfs(m)?;
     let out = m
         .succeed(&Counters::command())
         .context("reading the driver's debugfs counters")?;
@@ -328,15 +327,6 @@ pub fn counters(m: &mut Machine) -> Result<Counters> {
 // Guest processes and files
 // ---------------------------------------------------------------------------
 
-/// Starts `cmd` in the background in the guest with its output in `out`,
-/// and returns its pid.
-pub fn spawn(m: &mut Machine, cmd: &str, out: &str) -> Result<u32> {
-    let pid = m.succeed(&format!("{cmd} > {out} 2>&1 < /dev/null & echo $!"))?;
-    pid.trim()
-        .parse()
-        .with_context(|| format!("pid of {cmd:?}: {pid:?}"))
-}
-
 /// Waits until `pid` has `path` open (the link in /proc/PID/fd).
 pub fn wait_open(m: &mut Machine, pid: u32, path: &str) -> Result<()> {
     m.wait_until_succeeds(
@@ -350,10 +340,10 @@ pub fn wait_open(m: &mut Machine, pid: u32, path: &str) -> Result<()> {
 /// Waits until `pid` sleeps in the `read` system call (x86-64 number 0,
 /// the first field of /proc/PID/syscall).
 pub fn wait_blocked_in_read(m: &mut Machine, pid: u32) -> Result<()> {
-    poll(
-        m,
-        KEY_WAIT,
+    m.wait_for(
         &format!("process {pid} blocked in read()"),
+        KEY_WAIT,
+        POLL,
         |m| {
             let (status, out) = m.execute(&format!(
                 "cat /proc/{pid}/syscall && grep '^State:' /proc/{pid}/status"
@@ -374,30 +364,6 @@ pub fn read_file(m: &mut Machine, path: &str) -> Result<String> {
     Ok(m.succeed(&format!("cat {path} 2>/dev/null || true"))?)
 }
 
-/// Polls `attempt` every [`POLL`] until it gives `Some`, at most `timeout`;
-/// the error says what was awaited and shows the console tail.
-pub fn poll<T>(
-    m: &mut Machine,
-    timeout: Duration,
-    what: &str,
-    mut attempt: impl FnMut(&mut Machine) -> Result<Option<T>>,
-) -> Result<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = attempt(m)? {
-            return Ok(v);
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "timed out after {:.1} s waiting for {what}\nlast console lines:\n{}",
-                timeout.as_secs_f64(),
-                m.console_tail(30)
-            );
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // /dev/kbd0001 readers
 // ---------------------------------------------------------------------------
@@ -416,7 +382,7 @@ impl Reader {
     /// (its queue exists from then on).
     pub fn start(m: &mut Machine, name: &str) -> Result<Reader> {
         let out = format!("/tmp/reader-{name}.out");
-        let pid = spawn(m, &format!("cat {}", kbd::DEV_NODE), &out)?;
+        let pid = m.spawn(&format!("cat {}", kbd::DEV_NODE), &out)?;
         wait_open(m, pid, kbd::DEV_NODE)?;
         Ok(Reader { pid, out })
     }
@@ -444,7 +410,7 @@ impl Reader {
     pub fn wait_lines(&self, m: &mut Machine, n: usize, timeout: Duration) -> Result<Vec<DevLine>> {
         let what = format!("{n} lines from reader {} of {}", self.pid, kbd::DEV_NODE);
         let mut last = Vec::new();
-        let r = poll(m, timeout, &what, |m| {
+        let r: Result<_> = m.wait_for(&what, timeout, POLL, |m| {
             last = self.lines(m)?;
             Ok((last.len() >= n).then(|| last.clone()))
         });
@@ -508,7 +474,6 @@ impl Stream {
     /// Starts the stream's reader; `fresh` when no key was pressed since
     /// probe (the first event must then have `seq` 1).
     pub fn start(m: &mut Machine, fresh: bool) -> Result<Stream> {
-        mount_debugfs(m)?;
         Ok(Stream {
             reader: Reader::start(m, "stream")?,
             fresh,

@@ -320,8 +320,7 @@ fn bench_mode(
     serial.drain();
 
     // The return path alone: ttyS2 echoed by cat.
-    let cat = spawn(
-        &mut m,
+    let cat = m.spawn(
         &format!("sh -c 'exec cat {GUEST_TTY} > {GUEST_TTY}'"),
         "/tmp/echo.out",
     )?;
@@ -419,19 +418,12 @@ fn start_relay(m: &mut Machine, kmsg: bool) -> Result<u32> {
         kbd::DEV_NODE,
         if kmsg { " kmsg" } else { "" }
     );
-    let pid = spawn(m, &cmd, out)?;
+    let pid = m.spawn(&cmd, out)?;
     m.wait_until_succeeds(
         &format!("grep -q '^@@open ok' {out}"),
         Duration::from_secs(20),
     )?;
     Ok(pid)
-}
-
-fn spawn(m: &mut Machine, cmd: &str, out: &str) -> Result<u32> {
-    let pid = m.succeed(&format!("{cmd} > {out} 2>&1 < /dev/null & echo $!"))?;
-    pid.trim()
-        .parse()
-        .with_context(|| format!("pid of {cmd:?}: {pid:?}"))
 }
 
 /// Checks a relayed line against the oracle; returns the event's bytes.

@@ -28,10 +28,7 @@ pub fn build(args: &BuildArgs, for_tests: bool) -> Result<PathBuf> {
     eprintln!("cache: {}", host.cache.root.display());
     let steps = plan::steps(&kernels);
     let mut runner = Runner::new(&host, args.jobs);
-    for (i, step) in steps.iter().enumerate() {
-        eprintln!("[{}/{}] {}", i + 1, steps.len(), step.title());
-        runner.run(step)?;
-    }
+    runner.run_all(&steps)?;
     let artifacts = host.cache.artifacts();
     eprintln!(
         "artifacts ready in {} ({:.1} s)",
@@ -72,6 +69,16 @@ impl<'a> Runner<'a> {
         self.toolchain
             .as_ref()
             .context("the provision step must run before the build steps")
+    }
+
+    /// Runs `steps` in order, numbering the progress from the list
+    /// (`[3/6] kernel lab: ...`).
+    pub fn run_all(&mut self, steps: &[Step]) -> Result<()> {
+        for (i, step) in steps.iter().enumerate() {
+            eprintln!("[{}/{}] {}", i + 1, steps.len(), step.title());
+            self.run(step)?;
+        }
+        Ok(())
     }
 
     /// Runs one step.

@@ -6,7 +6,6 @@
 use crate::exec::{self, cmd};
 use crate::fsutil::files_with_extension;
 use crate::host::Host;
-use crate::plan;
 use anyhow::{Result, bail};
 
 /// Runs checkpatch on each C source and header; fails naming every file
@@ -15,10 +14,7 @@ pub fn run() -> Result<()> {
     let host = Host::new()?;
     let t = host.provision()?;
     let script = t.kernel_src.join("scripts/checkpatch.pl");
-    let dirs: Vec<_> = plan::load_modules(&host.repo)?
-        .iter()
-        .map(|m| host.repo.join(&m.dir))
-        .collect();
+    let dirs = super::module_dirs(&host, &[])?;
     let mut files = files_with_extension(&dirs, "c")?;
     files.extend(files_with_extension(&dirs, "h")?);
     if files.is_empty() {

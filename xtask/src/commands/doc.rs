@@ -2,7 +2,7 @@
 //! `<cache>/doc` (against the host path's lab kernel, built if needed), or
 //! with `--kdir` against the given tree and tools. Prints the page to open.
 
-use super::lint::{lab_kernel, module_dirs};
+use super::{lab_kernel, module_dirs};
 use crate::cli::DocArgs;
 use crate::host::Host;
 use crate::steps::doc;

@@ -4,15 +4,13 @@
 //! or with `--kdir` against the given tree and tools (what the flake's
 //! check runs). Fails on any finding.
 
-use super::build::Runner;
+use super::{lab_kernel, module_dirs};
 use crate::cli::LintArgs;
 use crate::host::Host;
-use crate::plan::{self, Step};
-use crate::provision::Toolchain;
 use crate::steps::kbuild::Clippy;
 use crate::steps::lint::{self, Finding};
-use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
+use anyhow::{Result, bail};
+use std::path::Path;
 use std::time::Instant;
 
 /// Lints and reports.
@@ -44,7 +42,7 @@ pub fn run(args: &LintArgs) -> Result<()> {
                 srcs,
                 tools,
                 rustfmt,
-                host.logs(plan_lab()).join("lint"),
+                host.logs(vm_tests::artifacts::LAB_KERNEL).join("lint"),
             )
         }
     };
@@ -112,37 +110,4 @@ fn report(findings: &[Finding], base: &Path, seconds: f64) -> Result<()> {
 fn shown_path(path: &Path, base: &Path) -> String {
     let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     abs.strip_prefix(base).unwrap_or(&abs).display().to_string()
-}
-
-/// The name of the lab kernel, whose tree the tools use.
-fn plan_lab() -> &'static str {
-    vm_tests::artifacts::LAB_KERNEL
-}
-
-/// The module directories to work on: those given, else every one of
-/// kernel/kernels.toml.
-pub(super) fn module_dirs(host: &Host, given: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    if !given.is_empty() {
-        return Ok(given.to_vec());
-    }
-    Ok(plan::load_modules(&host.repo)?
-        .into_iter()
-        .map(|m| host.repo.join(&m.dir))
-        .collect())
-}
-
-/// The host path's lab kernel, built if needed (as `cargo xtask build`
-/// builds it): the provisioned toolchain and the kernel's `O=` tree.
-pub(super) fn lab_kernel(host: &Host, jobs: usize) -> Result<(Toolchain, PathBuf)> {
-    let lab = plan::load(&host.repo)?
-        .into_iter()
-        .find(|k| k.name == plan_lab())
-        .context("kernel/kernels.toml has no lab kernel")?;
-    let mut runner = Runner::new(host, jobs);
-    for step in [Step::Provision, Step::Kernel(lab.clone())] {
-        runner.run(&step)?;
-    }
-    let t = runner.toolchain()?.clone();
-    let kdir = host.kernel_tree(&t, &lab.name);
-    Ok((t, kdir))
 }

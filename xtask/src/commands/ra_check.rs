@@ -12,7 +12,7 @@
 //! weekly release on the crate registry, binary `rust-analyzer`) with the
 //! pinned toolchain.
 
-use super::lint::{lab_kernel, module_dirs};
+use super::{lab_kernel, module_dirs};
 use crate::cli::RaCheckArgs;
 use crate::exec::{self, cmd};
 use crate::host::Host;

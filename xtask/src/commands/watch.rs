@@ -62,10 +62,7 @@ pub fn run(args: &WatchArgs) -> Result<()> {
     eprintln!("watch: first build (cache: {})", host.cache.root.display());
     let steps = plan::steps(&kernels);
     let mut runner = Runner::new(&host, args.build.jobs);
-    for (i, step) in steps.iter().enumerate() {
-        eprintln!("[{}/{}] {}", i + 1, steps.len(), step.title());
-        runner.run(step)?;
-    }
+    runner.run_all(&steps)?;
     let tests = Tests::new(&host, &args.nextest_args)?;
     let start = Instant::now();
     let outcome = tests.run(&stop)?;

@@ -219,11 +219,9 @@ pub fn clippy(
         .prefix("rust-kbd-lab-lint-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let name = src
-        .file_name()
-        .map_or_else(|| "module".into(), |n| n.to_string_lossy().into_owned());
+    let name = super::module::dir_name(&src);
     let log = log_dir.join(format!("lint-clippy-{name}.log"));
-    let mut c = tools.make(&kdir, &[&src]);
+    let mut c = super::module::make_modules(&kdir, &src, work.path(), tools);
     // `cargo xtask` runs under cargo, which sets CARGO_PKG_RUST_VERSION
     // (the workspace's MSRV): clippy would take it for the module's and
     // warn that the kernel's .clippy.toml names another.
@@ -232,10 +230,6 @@ pub fn clippy(
             c.env_remove(name);
         }
     }
-    c.arg(format!("M={}", src.display()))
-        .arg(format!("MO={}", work.path().display()))
-        .arg(format!("-j{}", tools.jobs.max(1)))
-        .arg("modules");
     let built = exec::run_logged(&mut c, &format!("lint: clippy on {name}/"), &log);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let findings = diagnostics(&text, "clippy");

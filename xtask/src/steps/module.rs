@@ -7,6 +7,7 @@ use crate::exec;
 use crate::fsutil::install_file;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Builds the out-of-tree module in `src` against the kernel build tree
 /// `kdir` with output in `out` (the source tree is left untouched) and
@@ -30,15 +31,9 @@ pub fn build(
     let out = out.canonicalize()?;
     let objdir = out.join("obj");
     std::fs::create_dir_all(&objdir)?;
-    let mut c = tools.make(&kdir, &[&src]);
-    c.arg(format!("M={}", src.display()))
-        .arg(format!("MO={}", objdir.display()))
-        .arg(format!("-j{}", tools.jobs.max(1)))
-        .arg("modules");
+    let mut c = make_modules(&kdir, &src, &objdir, tools);
     // One log per module directory: `module-build-<its name>.log`.
-    let name = src
-        .file_name()
-        .map_or_else(|| "module".into(), |n| n.to_string_lossy().into_owned());
+    let name = dir_name(&src);
     exec::run_logged(
         &mut c,
         &format!("module: build {name}/"),
@@ -57,6 +52,24 @@ pub fn build(
         bail!("the module build in {} produced no .ko", objdir.display());
     }
     Ok(built)
+}
+
+/// kbuild's `make M=<src> MO=<objdir> modules` for the module directory
+/// `src` against the kernel tree `kdir` (the objects go to `objdir`, the
+/// source directory stays clean).
+pub fn make_modules(kdir: &Path, src: &Path, objdir: &Path, tools: &KernelTools) -> Command {
+    let mut c = tools.make(kdir, &[src]);
+    c.arg(format!("M={}", src.display()))
+        .arg(format!("MO={}", objdir.display()))
+        .arg(format!("-j{}", tools.jobs.max(1)))
+        .arg("modules");
+    c
+}
+
+/// The last component of a module directory, for messages and log names.
+pub fn dir_name(src: &Path) -> String {
+    src.file_name()
+        .map_or_else(|| "module".into(), |n| n.to_string_lossy().into_owned())
 }
 
 /// Writes `<src>/rust-project.json` for rust-analyzer: the kernel's own
