@@ -19,13 +19,39 @@ use std::time::Duration;
 /// How often the follower thread looks for new console output.
 const POLL: Duration = Duration::from_millis(10);
 
-/// Substrings of console lines that mean the kernel is in trouble.
-pub const KERNEL_PROBLEMS: [&str; 5] = [
+/// Substrings of console lines that mean the kernel is in trouble: every
+/// report the lab's kernels can give, the debug kernel's checkers included
+/// (kernel/debug.config). Each one fails a test at once unless the test
+/// said it expects it ([`ConsoleBuffer::expect`]).
+pub const KERNEL_PROBLEMS: [&str; 20] = [
+    // panic(), oops, BUG(), WARN() and the reports printed as a BUG: or a
+    // WARNING: line (sleeping in atomic context, soft lockup, scheduling
+    // while atomic, lockdep's reports, KASAN's, ODEBUG's).
     "Kernel panic",
     "Oops",
     "BUG:",
     "WARNING:",
     "general protection fault",
+    // The interrupt core (kernel/irq/spurious.c, kernel/irq/manage.c).
+    "nobody cared",
+    "Disabling IRQ #",
+    "genirq:",
+    // lockdep (kernel/locking/lockdep.c), named on their own too.
+    "inconsistent lock state",
+    "possible circular locking dependency",
+    "possible recursive locking",
+    // The sanitizers.
+    "KASAN:",
+    "UBSAN:",
+    // Hung tasks (kernel/hung_task.c) and RCU stalls (kernel/rcu/tree_stall.h).
+    "blocked for more than",
+    "rcu: INFO:",
+    "detected stalls on CPUs",
+    // Corruption checks (lib/list_debug.c, lib/refcount.c, lib/debugobjects.c).
+    "list_add corruption",
+    "list_del corruption",
+    "refcount_t:",
+    "ODEBUG:",
 ];
 
 /// Prefixes of lines the guest /init prints when it fails.
@@ -69,6 +95,8 @@ pub struct ConsoleBuffer {
     problem: Option<String>,
     init_failure: Option<String>,
     bytes: u64,
+    expected: Vec<String>,
+    expected_seen: Vec<String>,
 }
 
 impl ConsoleBuffer {
@@ -98,9 +126,21 @@ impl ConsoleBuffer {
         }
     }
 
+    /// Expects a kernel report: from now on a problem line containing
+    /// `pattern` is not a problem but an expected report
+    /// ([`ConsoleBuffer::expected_reports`]). Lines already scanned stay as
+    /// they were.
+    pub fn expect(&mut self, pattern: &str) {
+        self.expected.push(pattern.to_owned());
+    }
+
     fn scan(&mut self, line: &str) {
-        if self.problem.is_none() && kernel_problem(line).is_some() {
-            self.problem = Some(line.to_owned());
+        if kernel_problem(line).is_some() {
+            if self.expected.iter().any(|p| line.contains(p.as_str())) {
+                self.expected_seen.push(line.to_owned());
+            } else if self.problem.is_none() {
+                self.problem = Some(line.to_owned());
+            }
         }
         if self.init_failure.is_none() && init_failure(line) {
             self.init_failure = Some(line.to_owned());
@@ -125,6 +165,11 @@ impl ConsoleBuffer {
     /// The first line reporting an /init failure.
     pub fn init_failure(&self) -> Option<&str> {
         self.init_failure.as_deref()
+    }
+
+    /// The problem lines that matched an expected report, in order.
+    pub fn expected_reports(&self) -> &[String] {
+        &self.expected_seen
     }
 
     /// Number of bytes seen.
@@ -171,11 +216,17 @@ pub struct Console {
 }
 
 impl Console {
-    /// Starts following `path` (which should exist; it is read from the start).
-    pub fn follow(path: &Path) -> io::Result<Console> {
+    /// Starts following `path` (which should exist; it is read from the
+    /// start), with the kernel reports in `expected` expected from the first
+    /// line on ([`ConsoleBuffer::expect`]).
+    pub fn follow(path: &Path, expected: &[String]) -> io::Result<Console> {
         let file = File::open(path)?;
+        let mut buffer = ConsoleBuffer::default();
+        for pattern in expected {
+            buffer.expect(pattern);
+        }
         let shared = Arc::new(Shared {
-            buffer: Mutex::new(ConsoleBuffer::default()),
+            buffer: Mutex::new(buffer),
             changed: Condvar::new(),
         });
         let stop = Arc::new(AtomicBool::new(false));
@@ -212,6 +263,16 @@ impl Console {
     /// The first /init failure line, if any.
     pub fn init_failure(&self) -> Option<String> {
         self.lock().init_failure().map(str::to_owned)
+    }
+
+    /// Expects a kernel report from now on ([`ConsoleBuffer::expect`]).
+    pub fn expect(&self, pattern: &str) {
+        self.lock().expect(pattern);
+    }
+
+    /// The expected reports seen so far ([`ConsoleBuffer::expected_reports`]).
+    pub fn expected_reports(&self) -> Vec<String> {
+        self.lock().expected_reports().to_vec()
     }
 
     /// The last `n` lines, formatted for error messages.
@@ -323,6 +384,22 @@ mod tests {
             "[    1.0] BUG: kernel NULL pointer dereference, address: 0000000000000000",
             "[    1.0] WARNING: CPU: 0 PID: 57 at rust/kernel/irq.rs:10",
             "[    1.0] general protection fault: 0000 [#1] SMP",
+            "[    1.0] irq 1: nobody cared (try booting with the \"irqpoll\" option)",
+            "[    1.0] Disabling IRQ #1",
+            "[    1.0] genirq: Flags mismatch irq 1. 00000080 (c_keyboard_irq) vs. 00000000 (x)",
+            "[    1.0] BUG: sleeping function called from invalid context at kernel/locking/mutex.c:580",
+            "[    1.0] WARNING: inconsistent lock state",
+            "[    1.0] WARNING: possible circular locking dependency detected",
+            "[    1.0] WARNING: possible recursive locking detected",
+            "[    1.0] BUG: KASAN: slab-use-after-free in bug_handler+0x1c/0x60",
+            "[    1.0] UBSAN: array-index-out-of-bounds in drivers/x.c:12:3",
+            "[    1.0] INFO: task cat:61 blocked for more than 15 seconds.",
+            "[    1.0] rcu: INFO: rcu_preempt self-detected stall on CPU",
+            "[    1.0] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:",
+            "[    1.0] list_add corruption. prev->next should be next (ffff8880), but was ffff8881.",
+            "[    1.0] list_del corruption, ffff888003a1c2d0->next is LIST_POISON1 (dead000000000100)",
+            "[    1.0] refcount_t: underflow; use-after-free.",
+            "[    1.0] ODEBUG: free active (active state 0) object: ffff8880 object type: work_struct",
         ] {
             assert!(kernel_problem(line).is_some(), "{line}");
         }
@@ -333,6 +410,21 @@ mod tests {
         ] {
             assert!(kernel_problem(line).is_none(), "{line}");
         }
+    }
+
+    #[test]
+    fn expected_reports_are_set_aside_and_others_still_fail() {
+        let mut b = ConsoleBuffer::default();
+        b.expect("BUG: sleeping function called from invalid context");
+        b.push_bytes(b"[ 1.0] BUG: sleeping function called from invalid context at x.c:1\n");
+        assert!(b.problem().is_none());
+        assert_eq!(
+            b.expected_reports(),
+            ["[ 1.0] BUG: sleeping function called from invalid context at x.c:1"]
+        );
+        b.push_bytes(b"[ 1.1] rust_keyboard: scancode 1e pressed\n[ 1.2] BUG: KASAN: x\n");
+        assert_eq!(b.problem(), Some("[ 1.2] BUG: KASAN: x"));
+        assert_eq!(b.expected_reports().len(), 1);
     }
 
     #[test]
@@ -354,7 +446,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("console.log");
         let mut f = File::create(&path).unwrap();
-        let mut c = Console::follow(&path).unwrap();
+        let mut c = Console::follow(&path, &[]).unwrap();
         f.write_all(b"one\ntw").unwrap();
         f.flush().unwrap();
         for _ in 0..200 {

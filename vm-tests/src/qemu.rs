@@ -112,6 +112,8 @@ pub struct VmConfig {
     pub(crate) name: Option<String>,
     /// How long `Machine::start` waits for the guest to become ready.
     pub(crate) boot_timeout: Duration,
+    /// Kernel reports the test expects from the first console line on.
+    pub(crate) expected_reports: Vec<String>,
 }
 
 impl VmConfig {
@@ -136,6 +138,7 @@ impl VmConfig {
             extra_args: Vec::new(),
             name: None,
             boot_timeout: Duration::from_secs(120),
+            expected_reports: Vec::new(),
         })
     }
 
@@ -144,6 +147,24 @@ impl VmConfig {
     pub fn from_artifacts(artifacts: &Artifacts) -> Result<Self> {
         Ok(Self::new(artifacts.kernel()?, artifacts.initramfs()?)?
             .with_ssdt(Some(artifacts.ssdt()?)))
+    }
+
+    /// The VM of another kernel of `kernel/kernels.toml` (e.g. `debug`):
+    /// its kernel and initramfs, the real SSDT, the defaults of
+    /// [`VmConfig::new`]. `from_artifacts` is this for the lab kernel.
+    pub fn from_artifacts_of(artifacts: &Artifacts, kernel: &str) -> Result<Self> {
+        Ok(
+            Self::new(artifacts.kernel_of(kernel)?, artifacts.initramfs_of(kernel)?)?
+                .with_ssdt(Some(artifacts.ssdt()?)),
+        )
+    }
+
+    /// Expects a kernel report from boot on: a console line that contains
+    /// `pattern` and would fail the test ([`crate::console::KERNEL_PROBLEMS`])
+    /// does not; the test checks it instead (`Machine::wait_for_kernel_report`).
+    pub fn expect_kernel_report(mut self, pattern: &str) -> Self {
+        self.expected_reports.push(pattern.to_owned());
+        self
     }
 
     /// Uses another QEMU binary (default `qemu-system-x86_64`, looked up in
@@ -530,6 +551,7 @@ mod tests {
             extra_args: vec![],
             name: None,
             boot_timeout: Duration::from_secs(5),
+            expected_reports: vec![],
         }
     }
 

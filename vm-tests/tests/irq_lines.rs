@@ -219,9 +219,12 @@ fn irq_shared_line_runs_both_handlers(mode: Mode) -> Result<()> {
         let s = Stream::start(m, true)?;
         s.press(m, &["a"])?;
 
-        // Without IRQF_SHARED the kernel refuses the line the driver holds.
+        // Without IRQF_SHARED the kernel refuses the line the driver holds,
+        // with a genirq: report (a kernel problem this test expects).
+        m.expect_kernel_report("genirq: Flags mismatch irq 1.");
         m.fail(&format!("insmod {SHARER} shared=0"))
             .context("insmod of the sharer without IRQF_SHARED succeeded")?;
+        m.wait_for_kernel_report("genirq: Flags mismatch irq 1.", KEY_WAIT)?;
         let log = m.kernel_log()?;
         let re = Regex::new(
             r"genirq: Flags mismatch irq 1\. ([0-9a-f]{8}) \(lab_irq_sharer\) vs\. ([0-9a-f]{8}) \(rust_keyboard_irq\)",

@@ -62,7 +62,7 @@ impl Machine {
             console_log.display()
         );
         let child = spawn_qemu(&config, &runtime_dir, &harness_log)?;
-        let console = Console::follow(&console_log)
+        let console = Console::follow(&console_log, &config.expected_reports)
             .map_err(|e| Error::io(format!("following {}", console_log.display()), e))?;
 
         let mut machine = Machine {

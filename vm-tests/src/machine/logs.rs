@@ -59,6 +59,39 @@ impl Machine {
         )
     }
 
+    /// Expects a kernel report from now on: a console line that contains
+    /// `pattern` and would fail the test
+    /// ([`KERNEL_PROBLEMS`](crate::console::KERNEL_PROBLEMS)) no longer does.
+    /// The test checks it with [`Machine::wait_for_kernel_report`]. A report
+    /// expected from boot on is [`VmConfig::expect_kernel_report`](crate::VmConfig::expect_kernel_report).
+    pub fn expect_kernel_report(&mut self, pattern: &str) {
+        self.log(&format!("expecting kernel reports containing {pattern:?}"));
+        self.console.expect(pattern);
+    }
+
+    /// Waits until an expected report line containing `pattern` has
+    /// appeared on the console and returns it. Any other kernel problem
+    /// still fails the wait at once.
+    pub fn wait_for_kernel_report(&mut self, pattern: &str, timeout: Duration) -> Result<String> {
+        self.wait_until(
+            &format!("the kernel report {pattern:?}"),
+            timeout,
+            |m| m.console.wait_for_output(SLICE),
+            |m| {
+                Ok(m
+                    .console
+                    .expected_reports()
+                    .into_iter()
+                    .find(|line| line.contains(pattern)))
+            },
+        )
+    }
+
+    /// The expected kernel reports seen so far, in order.
+    pub fn kernel_reports(&self) -> Vec<String> {
+        self.console.expected_reports()
+    }
+
     /// The kernel log (`dmesg`).
     pub fn kernel_log(&mut self) -> Result<String> {
         self.succeed("dmesg")
