@@ -153,10 +153,11 @@ impl VmConfig {
     /// its kernel and initramfs, the real SSDT, the defaults of
     /// [`VmConfig::new`]. `from_artifacts` is this for the lab kernel.
     pub fn from_artifacts_of(artifacts: &Artifacts, kernel: &str) -> Result<Self> {
-        Ok(
-            Self::new(artifacts.kernel_of(kernel)?, artifacts.initramfs_of(kernel)?)?
-                .with_ssdt(Some(artifacts.ssdt()?)),
-        )
+        Ok(Self::new(
+            artifacts.kernel_of(kernel)?,
+            artifacts.initramfs_of(kernel)?,
+        )?
+        .with_ssdt(Some(artifacts.ssdt()?)))
     }
 
     /// Expects a kernel report from boot on: a console line that contains

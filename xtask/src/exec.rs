@@ -151,6 +151,64 @@ pub fn output(cmd: &mut Command) -> Result<String> {
 /// line progress display). On failure, the last lines of the log are part of
 /// the error, with the log's path.
 pub fn run_logged(cmd: &mut Command, title: &str, log: &Path) -> Result<Duration> {
+    run_with_progress(cmd, title, log, None).map(|(elapsed, _)| elapsed)
+}
+
+/// How a long build's progress is counted: which of its output lines each
+/// report one unit done (kbuild's `  CC      init/main.o`), how many units
+/// the build is expected to have, and what they are called.
+pub struct Units<'a> {
+    /// Whether an output line reports one unit done.
+    pub is_unit: fn(&str) -> bool,
+    /// The expected count (what the previous build of the same thing
+    /// counted), if known: then the display is a bar.
+    pub expected: Option<u64>,
+    /// The units' name in messages ("objects").
+    pub name: &'a str,
+}
+
+/// [`run_logged`] for a long build whose output lines count `units`: a bar
+/// of units done (a counter when no total is known) in a terminal, and a
+/// plain progress line every [`PLAIN_PROGRESS_EVERY`] otherwise (CI).
+/// Returns the time taken and the units counted.
+pub fn run_counted(
+    cmd: &mut Command,
+    title: &str,
+    log: &Path,
+    units: &Units,
+) -> Result<(Duration, u64)> {
+    run_with_progress(cmd, title, log, Some(units))
+}
+
+/// How often a build counted in units prints a plain progress line when
+/// stderr is not an interactive terminal.
+pub const PLAIN_PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// A plain progress line: `done` units called `name`, of `expected` (if
+/// known), after `elapsed`.
+fn progress_line(
+    title: &str,
+    done: u64,
+    name: &str,
+    expected: Option<u64>,
+    elapsed: Duration,
+) -> String {
+    let secs = elapsed.as_secs();
+    match expected {
+        Some(total) if total > 0 => format!(
+            "  {title}: {done}/{total} {name} ({}%) after {secs} s",
+            (done * 100 / total).min(100)
+        ),
+        _ => format!("  {title}: {done} {name} after {secs} s"),
+    }
+}
+
+fn run_with_progress(
+    cmd: &mut Command,
+    title: &str,
+    log: &Path,
+    units: Option<&Units>,
+) -> Result<(Duration, u64)> {
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create log directory {}", dir.display()))?;
@@ -166,8 +224,18 @@ pub fn run_logged(cmd: &mut Command, title: &str, log: &Path) -> Result<Duration
         .spawn()
         .map_err(|e| spawn_error(cmd, &e))?;
 
-    let bar = progress(title);
+    let bar = match units {
+        Some(u) => counter(title, u),
+        None => progress(title),
+    };
+    // Only where no bar is drawn: plain lines.
+    let plain = !console_is_interactive();
+    let is_unit = units.map(|u| u.is_unit);
+    let unit_name = units.map_or(String::new(), |u| u.name.to_owned());
+    let expected = units.and_then(|u| u.expected);
     let file = Arc::new(Mutex::new(file));
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let last_plain = Arc::new(Mutex::new(Instant::now()));
     let pumps: Vec<_> = [
         child
             .stdout
@@ -183,10 +251,30 @@ pub fn run_logged(cmd: &mut Command, title: &str, log: &Path) -> Result<Duration
     .map(|stream| {
         let file = Arc::clone(&file);
         let bar = bar.clone();
+        let done = Arc::clone(&done);
+        let last_plain = Arc::clone(&last_plain);
+        let (title, unit_name) = (title.to_owned(), unit_name.clone());
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 if let Ok(mut f) = file.lock() {
                     let _ = writeln!(f, "{line}");
+                }
+                if is_unit.is_some_and(|is_unit| is_unit(&line)) {
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if bar.length().is_some_and(|len| n > len) {
+                        bar.set_length(n);
+                    }
+                    bar.set_position(n);
+                    if plain
+                        && let Ok(mut last) = last_plain.lock()
+                        && last.elapsed() >= PLAIN_PROGRESS_EVERY
+                    {
+                        *last = Instant::now();
+                        eprintln!(
+                            "{}",
+                            progress_line(&title, n, &unit_name, expected, start.elapsed())
+                        );
+                    }
                 }
                 bar.set_message(line.trim().chars().take(100).collect::<String>());
             }
@@ -206,8 +294,47 @@ pub fn run_logged(cmd: &mut Command, title: &str, log: &Path) -> Result<Duration
             log.display()
         );
     }
-    eprintln!("  {title}: done in {:.1} s", elapsed.as_secs_f64());
-    Ok(elapsed)
+    let counted = done.load(std::sync::atomic::Ordering::Relaxed);
+    match units {
+        Some(u) => eprintln!(
+            "  {title}: done in {:.1} s ({counted} {})",
+            elapsed.as_secs_f64(),
+            u.name
+        ),
+        None => eprintln!("  {title}: done in {:.1} s", elapsed.as_secs_f64()),
+    }
+    Ok((elapsed, counted))
+}
+
+/// A bar of units done out of the expected count (a counter when none is
+/// known), titled; quiet (no redraws) when stderr is not a terminal, where
+/// the plain lines of [`run_counted`] report progress instead.
+fn counter(title: &str, units: &Units) -> ProgressBar {
+    let template = match units.expected {
+        Some(_) => format!(
+            "  {{prefix}} [{{elapsed}}] {{bar:30}} {{pos}}/{{len}} {} {{wide_msg}}",
+            units.name
+        ),
+        None => format!(
+            "  {{spinner}} {{prefix}} [{{elapsed}}] {{pos}} {} {{wide_msg}}",
+            units.name
+        ),
+    };
+    let bar = match units.expected {
+        Some(total) => ProgressBar::new(total),
+        None => ProgressBar::new_spinner(),
+    };
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar.set_prefix(title.to_string());
+    if console_is_interactive() {
+        bar.enable_steady_tick(Duration::from_millis(120));
+    } else {
+        eprintln!("  {title} ...");
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
 }
 
 /// A spinner with a title; quiet (no redraws) when stderr is not a terminal.

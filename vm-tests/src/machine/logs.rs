@@ -78,8 +78,7 @@ impl Machine {
             timeout,
             |m| m.console.wait_for_output(SLICE),
             |m| {
-                Ok(m
-                    .console
+                Ok(m.console
                     .expected_reports()
                     .into_iter()
                     .find(|line| line.contains(pattern)))

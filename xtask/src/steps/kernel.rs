@@ -25,6 +25,28 @@ pub struct KernelOutput {
 /// build was made from.
 const STAMP: &str = ".lab-kernel-stamp";
 
+/// Name of the file (beside the image) that records how many objects the
+/// last full build of this kernel counted: the progress bar's total.
+const UNITS: &str = ".lab-kernel-objects";
+
+/// Whether a line of kbuild's quiet output reports one object built:
+/// two spaces, the command in capitals (`CC`, `RUSTC`, `AS`, `LD`,
+/// `HOSTCC`, `BINDGEN`, ...), an optional marker (`[M]`, `L`, `P`), then the
+/// target, e.g. `  CC      init/main.o`, `  RUSTC L rust/core.o`.
+fn kbuild_unit(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("  ") else {
+        return false;
+    };
+    let mut words = rest.split_whitespace();
+    let command = words.next().unwrap_or("");
+    let is_command = (2..=10).contains(&command.len())
+        && command
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && command.as_bytes()[0].is_ascii_uppercase();
+    is_command && words.next().is_some()
+}
+
 /// Configures and builds the kernel at `src` with `patches` applied: the
 /// `O=` tree is `build_dir` (the kernel builds in place there, so its own
 /// Makefile's paths stay valid), the patched source is `source` beside it
@@ -125,17 +147,33 @@ pub fn build(
     // `all` would link the kernel's gdb scripts (vmlinux-gdb.py) into the
     // O= tree; `bzImage modules` does not, so ask for them (the debug
     // kernel's gdb support, kernel/debug.config).
-    if fragment_text.lines().any(|l| l.trim() == "CONFIG_GDB_SCRIPTS=y") {
+    if fragment_text
+        .lines()
+        .any(|l| l.trim() == "CONFIG_GDB_SCRIPTS=y")
+    {
         targets.push("scripts_gdb");
     }
-    exec::run_logged(
+    let units_file = out.join(UNITS);
+    let units = exec::Units {
+        is_unit: kbuild_unit,
+        expected: std::fs::read_to_string(&units_file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok()),
+        name: "objects",
+    };
+    let (_, counted) = exec::run_counted(
         &mut make(&targets),
         "kernel: build (one kernel took 5 to 7.5 min from clean on the project's 2-core machines)",
         &log("build"),
+        &units,
     )?;
     let image = build_dir.join("arch/x86/boot/bzImage");
     if !image.is_file() {
         bail!("the kernel build did not produce {}", image.display());
+    }
+    // A partial rebuild counts fewer objects: keep the larger (full) count.
+    if units.expected.is_none_or(|n| counted > n) {
+        std::fs::write(&units_file, counted.to_string())?;
     }
     install_file(&image, &bz_image)?;
     std::fs::write(&stamp, key)?;
@@ -174,4 +212,33 @@ fn check_config(build_dir: &Path, fragment_text: &str, rustavailable: &mut Comma
         msg.push_str(why.trim());
     }
     bail!(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kbuild_units_are_the_quiet_command_lines() {
+        for line in [
+            "  CC      init/main.o",
+            "  RUSTC L rust/core.o",
+            "  CC [M]  drivers/foo.o",
+            "  HOSTCC  scripts/basic/fixdep",
+            "  BINDGEN rust/bindings/bindings_generated.rs",
+            "  LD      vmlinux.o",
+        ] {
+            assert!(kbuild_unit(line), "{line}");
+        }
+        for line in [
+            "make[1]: Entering directory '/b'",
+            "Kernel: arch/x86/boot/bzImage is ready  (#1)",
+            "  GEN",
+            "  cc1: warning: x",
+            "init/main.c:12:3: warning: unused variable",
+            "CC      init/main.o",
+        ] {
+            assert!(!kbuild_unit(line), "{line}");
+        }
+    }
 }
