@@ -25,6 +25,10 @@ pub struct KernelOutput {
 /// build was made from.
 const STAMP: &str = ".lab-kernel-stamp";
 
+/// Name of the lock file (beside the image) held while the kernel is
+/// configured and built.
+const LOCK: &str = ".lab-kernel-lock";
+
 /// Name of the file (beside the image) that records how many objects the
 /// last full build of this kernel counted: the progress bar's total.
 const UNITS: &str = ".lab-kernel-objects";
@@ -86,6 +90,11 @@ pub fn build(
     std::fs::create_dir_all(build_dir)?;
     let out = out.canonicalize()?;
     let build_dir = build_dir.canonicalize()?;
+    // One build of a kernel tree at a time: a second `xtask` (another
+    // terminal, a watch loop, a cache shared by worktrees) waits here, then
+    // finds the stamp of the first one's build. Two builds in one O= tree
+    // rewrite each other's .config mid-build (tinyconfig is 32-bit).
+    let _lock = lock_tree(&out)?;
     let src = patches::apply(&pristine, patches, &patched_source(&build_dir))?;
     let bz_image = out.join("bzImage");
     let output = KernelOutput {
@@ -180,6 +189,34 @@ pub fn build(
     Ok(output)
 }
 
+/// Takes the lock file of the kernel output directory `out`, waiting (with a
+/// message) while another build holds it. The lock is released when the
+/// returned file is dropped, or when the process dies.
+fn lock_tree(out: &Path) -> Result<std::fs::File> {
+    let path = out.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            eprintln!(
+                "  kernel: another build of this kernel is running (lock {}), waiting for it",
+                path.display()
+            );
+            file.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+        }
+    }
+    Ok(file)
+}
+
 /// Where the patched source of the `O=` tree `build_dir` lives: `source`
 /// beside it.
 pub fn patched_source(build_dir: &Path) -> PathBuf {
@@ -217,6 +254,25 @@ fn check_config(build_dir: &Path, fragment_text: &str, rustavailable: &mut Comma
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_lock_of_a_tree_waits_for_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock_tree(dir.path()).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_owned();
+        let waiter = std::thread::spawn(move || {
+            let _second = lock_tree(&path).unwrap();
+            tx.send(()).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(std::time::Duration::from_millis(300))
+                .is_err()
+        );
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        waiter.join().unwrap();
+    }
 
     #[test]
     fn kbuild_units_are_the_quiet_command_lines() {
