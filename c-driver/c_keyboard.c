@@ -19,9 +19,17 @@
  * it in a kfifo; a work item on the system workqueue drains the kfifo and
  * decodes scancode set 1 (0xe0 prefix, the 0xe1 Pause sequence, PrtSc's
  * fake shifts).
+ *
+ * Its counters are the Rust driver's, in the same debugfs layout, so that
+ * the tests read both the same way:
+ * /sys/kernel/debug/c_keyboard/<device>/{irqs,handled,not_ours,bytes,events,
+ * bytes_dropped,events_dropped,mode}. It has no /dev/kbd0001 (the seed has
+ * none): events_dropped, which counts events lost in readers' queues, stays 0.
  */
 
 #include <linux/acpi.h>
+#include <linux/atomic.h>
+#include <linux/debugfs.h>
 #include <linux/device.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
@@ -30,6 +38,7 @@
 #include <linux/mod_devicetable.h>
 #include <linux/module.h>
 #include <linux/platform_device.h>
+#include <linux/seq_file.h>
 #include <linux/spinlock.h>
 #include <linux/workqueue.h>
 
@@ -55,6 +64,29 @@
 #define C_KBD_FIFO_SIZE		256
 
 /**
+ * struct c_kbd_stats - counters since probe, shown in debugfs
+ * @irqs: hard handler invocations
+ * @handled: invocations that found a byte and returned IRQ_HANDLED
+ * @not_ours: invocations without a byte waiting (IRQ_NONE)
+ * @bytes: bytes read from the data port
+ * @events: key events decoded
+ * @bytes_dropped: bytes lost because the fifo was full
+ * @events_dropped: events lost in readers' queues: always 0, no readers
+ */
+struct c_kbd_stats {
+	atomic64_t irqs;
+	atomic64_t handled;
+	atomic64_t not_ours;
+	atomic64_t bytes;
+	atomic64_t events;
+	atomic64_t bytes_dropped;
+	atomic64_t events_dropped;
+};
+
+/* The driver's debugfs directory, /sys/kernel/debug/c_keyboard. */
+static struct dentry *c_kbd_debugfs_root;
+
+/**
  * struct c_kbd - per-device state
  * @dev: the KBD0001 platform device's struct device, for messages
  * @data: the data port, from the device's first I/O resource
@@ -63,7 +95,8 @@
  * @fifo: bytes read by the hard handler, not yet decoded
  * @fifo_lock: serialises writers of @fifo (the handler may run on any CPU)
  * @work: the bottom half, draining @fifo
- * @dropped: bytes lost because @fifo was full (written under @fifo_lock)
+ * @stats: the counters
+ * @debugfs: the device's debugfs directory, holding @stats' files
  * @seq: decoder state: bytes of the sequence being decoded
  * @seq_len: number of bytes in @seq (only touched by @work)
  */
@@ -75,7 +108,8 @@ struct c_kbd {
 	DECLARE_KFIFO(fifo, u8, C_KBD_FIFO_SIZE);
 	spinlock_t fifo_lock; /* serialises writers of @fifo */
 	struct work_struct work;
-	unsigned long dropped;
+	struct c_kbd_stats stats;
+	struct dentry *debugfs;
 	u8 seq[SC_PAUSE_LEN];
 	unsigned int seq_len;
 };
@@ -90,6 +124,7 @@ static void c_kbd_log_event(struct c_kbd *kbd, bool released)
 	for (i = 0; i < kbd->seq_len; i++)
 		len += scnprintf(hex + len, sizeof(hex) - len, "%s%02x",
 				 i ? " " : "", kbd->seq[i]);
+	atomic64_inc(&kbd->stats.events);
 	dev_info(kbd->dev, "scancode %s %s\n", hex,
 		 released ? "released" : "pressed");
 }
@@ -143,12 +178,17 @@ static irqreturn_t c_kbd_irq(int irq, void *dev_id)
 	struct c_kbd *kbd = dev_id;
 	u8 byte;
 
-	if (!(inb(kbd->status) & I8042_STR_OBF))
+	atomic64_inc(&kbd->stats.irqs);
+	if (!(inb(kbd->status) & I8042_STR_OBF)) {
+		atomic64_inc(&kbd->stats.not_ours);
 		return IRQ_NONE;
+	}
 	byte = inb(kbd->data);
+	atomic64_inc(&kbd->stats.handled);
+	atomic64_inc(&kbd->stats.bytes);
 	spin_lock(&kbd->fifo_lock);
 	if (!kfifo_put(&kbd->fifo, byte))
-		kbd->dropped++;
+		atomic64_inc(&kbd->stats.bytes_dropped);
 	spin_unlock(&kbd->fifo_lock);
 	schedule_work(&kbd->work);
 	return IRQ_HANDLED;
@@ -166,11 +206,65 @@ static void c_kbd_cancel_work(void *data)
 static void c_kbd_removed(void *data)
 {
 	struct c_kbd *kbd = data;
+	s64 dropped = atomic64_read(&kbd->stats.bytes_dropped);
 
-	if (kbd->dropped)
-		dev_warn(kbd->dev, "%lu byte(s) dropped: the fifo was full\n",
-			 kbd->dropped);
+	if (dropped)
+		dev_warn(kbd->dev, "%lld byte(s) dropped: the fifo was full\n",
+			 dropped);
 	dev_info(kbd->dev, "removed: irq %d freed\n", kbd->irq);
+}
+
+/* A counter's debugfs file: its value in decimal and a newline. */
+static int c_kbd_counter_get(void *data, u64 *val)
+{
+	*val = atomic64_read(data);
+	return 0;
+}
+DEFINE_DEBUGFS_ATTRIBUTE(c_kbd_counter_fops, c_kbd_counter_get, NULL, "%llu\n");
+
+/* The debugfs file `mode`: how the interrupt work is split. */
+static int c_kbd_mode_show(struct seq_file *m, void *unused)
+{
+	seq_puts(m, "workqueue\n");
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(c_kbd_mode);
+
+/* Devres action: removes the device's debugfs directory. */
+static void c_kbd_debugfs_remove(void *data)
+{
+	struct c_kbd *kbd = data;
+
+	debugfs_remove_recursive(kbd->debugfs);
+}
+
+/*
+ * Creates the device's debugfs directory with the counters and the mode;
+ * it is removed on unbind, before @kbd is freed. debugfs errors are not
+ * fatal (the kernel's convention): the driver works without its counters.
+ */
+static int c_kbd_debugfs_create(struct c_kbd *kbd)
+{
+	const struct {
+		const char *name;
+		atomic64_t *counter;
+	} files[] = {
+		{ "irqs", &kbd->stats.irqs },
+		{ "handled", &kbd->stats.handled },
+		{ "not_ours", &kbd->stats.not_ours },
+		{ "bytes", &kbd->stats.bytes },
+		{ "events", &kbd->stats.events },
+		{ "bytes_dropped", &kbd->stats.bytes_dropped },
+		{ "events_dropped", &kbd->stats.events_dropped },
+	};
+	unsigned int i;
+
+	kbd->debugfs = debugfs_create_dir(dev_name(kbd->dev), c_kbd_debugfs_root);
+	for (i = 0; i < ARRAY_SIZE(files); i++)
+		debugfs_create_file_unsafe(files[i].name, 0444, kbd->debugfs,
+					   files[i].counter, &c_kbd_counter_fops);
+	debugfs_create_file("mode", 0444, kbd->debugfs, NULL, &c_kbd_mode_fops);
+	return devm_add_action_or_reset(kbd->dev, c_kbd_debugfs_remove, kbd);
 }
 
 /*
@@ -228,6 +322,9 @@ static int c_kbd_probe(struct platform_device *pdev)
 	ret = devm_add_action_or_reset(dev, c_kbd_cancel_work, kbd);
 	if (ret)
 		return ret;
+	ret = c_kbd_debugfs_create(kbd);
+	if (ret)
+		return ret;
 
 	/*
 	 * A byte left unread keeps the edge-triggered IRQ 1 from rising
@@ -264,7 +361,25 @@ static struct platform_driver c_kbd_driver = {
 		.acpi_match_table = c_kbd_acpi_ids,
 	},
 };
-module_platform_driver(c_kbd_driver);
+
+static int __init c_kbd_init(void)
+{
+	int ret;
+
+	c_kbd_debugfs_root = debugfs_create_dir(C_KBD_NAME, NULL);
+	ret = platform_driver_register(&c_kbd_driver);
+	if (ret)
+		debugfs_remove_recursive(c_kbd_debugfs_root);
+	return ret;
+}
+module_init(c_kbd_init);
+
+static void __exit c_kbd_exit(void)
+{
+	platform_driver_unregister(&c_kbd_driver);
+	debugfs_remove_recursive(c_kbd_debugfs_root);
+}
+module_exit(c_kbd_exit);
 
 MODULE_AUTHOR("Rust keyboard lab");
 MODULE_DESCRIPTION("C twin of the Rust PS/2 keyboard interrupt driver for the ACPI KBD0001 device");

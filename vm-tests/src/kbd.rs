@@ -100,6 +100,93 @@ impl fmt::Display for Mode {
     }
 }
 
+/// A driver the shared tests run against: the Rust driver in one of its
+/// interrupt modes, or its C twin (`c-driver/c_keyboard.c`). Both match
+/// KBD0001, log the same lines and keep the same debugfs counters; only the
+/// Rust driver has [`DEV_NODE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Driver {
+    /// `rust_keyboard`, loaded with `mode=N`.
+    Rust(Mode),
+    /// `c_keyboard`: hard handler and a workqueue bottom half.
+    C,
+}
+
+impl Driver {
+    /// The module's and the platform driver's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Rust(_) => "rust_keyboard",
+            Driver::C => "c_keyboard",
+        }
+    }
+
+    /// The name of its interrupt action in /proc/interrupts.
+    pub fn irq_name(self) -> &'static str {
+        match self {
+            Driver::Rust(_) => "rust_keyboard_irq",
+            Driver::C => "c_keyboard_irq",
+        }
+    }
+
+    /// Its module file in the initramfs.
+    pub fn module_path(self) -> String {
+        format!("/lib/modules/{}.ko", self.name())
+    }
+
+    /// Its directory under /sys/bus/platform/drivers.
+    pub fn driver_dir(self) -> String {
+        format!("/sys/bus/platform/drivers/{}", self.name())
+    }
+
+    /// Its debugfs directory for the lab's device.
+    pub fn debugfs_dir(self) -> String {
+        format!("/sys/kernel/debug/{}/KBD0001:00", self.name())
+    }
+
+    /// The kernel command line words that make /init load it
+    /// (`lab.driver=` and its parameters).
+    pub fn cmdline(self) -> String {
+        match self {
+            Driver::Rust(mode) => format!("lab.driver=rust_keyboard {}", mode.cmdline()),
+            Driver::C => "lab.driver=c_keyboard".to_owned(),
+        }
+    }
+
+    /// Its insmod arguments (empty for the C twin, which has none).
+    pub fn insmod_args(self) -> String {
+        match self {
+            Driver::Rust(mode) => mode.insmod_arg(),
+            Driver::C => String::new(),
+        }
+    }
+
+    /// The mode word of its probe line and debugfs `mode` file: how it
+    /// splits the interrupt work (the C twin: `workqueue`).
+    pub fn mode_name(self) -> &'static str {
+        match self {
+            Driver::Rust(mode) => mode.name(),
+            Driver::C => Mode::Workqueue.name(),
+        }
+    }
+
+    /// Whether it offers [`DEV_NODE`] (the Rust driver only).
+    pub fn has_dev_node(self) -> bool {
+        matches!(self, Driver::Rust(_))
+    }
+}
+
+impl fmt::Display for Driver {
+    /// `rust_hard`, `rust_threaded`, `rust_workqueue`, `c_twin`: the names
+    /// of the test modules.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Driver::Rust(mode) => write!(f, "rust_{mode}"),
+            Driver::C => f.write_str("c_twin"),
+        }
+    }
+}
+
 /// QEMU key name -> the kernel's `KEY_*` name, from
 /// `include/uapi/linux/input-event-codes.h` (Linux 7.2): every key of the
 /// set-1 table of [`crate::scancodes`], plus `print`/`sysrq` (one key, PrtSc,
@@ -401,15 +488,19 @@ pub struct Counters {
 }
 
 impl Counters {
-    /// A guest shell command printing every counter file as `name=<file
-    /// content>` (the files must each hold one number and a newline) and the
-    /// `mode` file as `mode=<content>`; parse its output with
-    /// [`Counters::parse`].
+    /// A guest shell command printing every counter file of the Rust
+    /// driver ([`DEBUGFS_DIR`]) as `name=<file content>` (the files must
+    /// each hold one number and a newline) and the `mode` file as
+    /// `mode=<content>`; parse its output with [`Counters::parse`].
     pub fn command() -> String {
+        Self::command_in(DEBUGFS_DIR)
+    }
+
+    /// [`Counters::command`] for the debugfs directory `dir` (a
+    /// [`Driver::debugfs_dir`]).
+    pub fn command_in(dir: &str) -> String {
         let files = COUNTER_FILES.join(" ");
-        format!(
-            "cd {DEBUGFS_DIR} && for f in {files} mode; do printf '%s=' $f; cat $f || exit 1; done"
-        )
+        format!("cd {dir} && for f in {files} mode; do printf '%s=' $f; cat $f || exit 1; done")
     }
 
     /// Parses the output of [`Counters::command`]: the counters and the
@@ -509,6 +600,30 @@ fn counter_error(message: String) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drivers() {
+        let rust = Driver::Rust(Mode::Hard);
+        assert_eq!(rust.to_string(), "rust_hard");
+        assert_eq!(
+            rust.cmdline(),
+            "lab.driver=rust_keyboard rust_keyboard.mode=0"
+        );
+        assert_eq!(rust.insmod_args(), "mode=0");
+        assert_eq!(rust.debugfs_dir(), DEBUGFS_DIR);
+        assert!(rust.has_dev_node());
+        assert_eq!(Driver::C.to_string(), "c_twin");
+        assert_eq!(Driver::C.cmdline(), "lab.driver=c_keyboard");
+        assert_eq!(Driver::C.irq_name(), "c_keyboard_irq");
+        assert_eq!(Driver::C.module_path(), "/lib/modules/c_keyboard.ko");
+        assert_eq!(
+            Driver::C.driver_dir(),
+            "/sys/bus/platform/drivers/c_keyboard"
+        );
+        assert_eq!(Driver::C.mode_name(), "workqueue");
+        assert!(!Driver::C.has_dev_node());
+        assert!(Counters::command_in("/d").starts_with("cd /d && "));
+    }
 
     #[test]
     fn modes() {

@@ -188,7 +188,7 @@ fn irq_spurious_injections_are_not_ours(mode: Mode) -> Result<()> {
             "counters after {INJECTIONS} injections with no byte waiting: before {:?}, after {c:?}",
             start.counters
         );
-        let lines = s.reader.complete_lines(m)?;
+        let lines = s.reader()?.complete_lines(m)?;
         ensure!(
             lines.len() == start.lines,
             "{} line(s) on /dev/kbd0001 after injections: {:?}",

@@ -120,11 +120,11 @@ fn dev_reads_block_nonblock_and_whole_lines(mode: Mode) -> Result<()> {
             early.steps.is_empty(),
             "a read returned with no event: {early:?}"
         );
-        let before = s.reader.lines(m)?.len();
+        let before = s.reader()?.lines(m)?.len();
         s.press(m, &["c"])?;
         let session = blocked.finish(m)?;
         let got = data_lines(session.reads()[0]).context("the blocking read")?;
-        let reference = s.reader.lines(m)?.split_off(before);
+        let reference = s.reader()?.lines(m)?.split_off(before);
         ensure!(
             !got.is_empty() && got.len() <= reference.len() && got == reference[..got.len()],
             "the blocking read gave {got:?}, the reference reader {reference:?}"
@@ -148,9 +148,9 @@ fn dev_reads_block_nonblock_and_whole_lines(mode: Mode) -> Result<()> {
             "a non-blocking read of an empty queue gave {:?}, expected EAGAIN",
             first.reads()[0]
         );
-        let before = s.reader.lines(m)?.len();
+        let before = s.reader()?.lines(m)?.len();
         s.press(m, &["d"])?;
-        let reference = s.reader.lines(m)?.split_off(before);
+        let reference = s.reader()?.lines(m)?.split_off(before);
         m.succeed("touch /tmp/go1")?;
         let session = nb.finish(m)?;
         let reads = session.reads();
@@ -168,7 +168,7 @@ fn dev_reads_block_nonblock_and_whole_lines(mode: Mode) -> Result<()> {
         // Buffer sizes: shorter than the next line -> EINVAL (nothing
         // consumed); one line and a byte short of two -> one line; then the
         // second line; then nothing.
-        let before = s.reader.lines(m)?;
+        let before = s.reader()?.lines(m)?;
         let seq = before.last().map_or(1, |l| l.seq + 1);
         let expected: Vec<DevLine> = kbd::chord(&["e"])
             .context("table")?
@@ -241,7 +241,7 @@ fn queue_overflow(m: &mut Machine, s: &Stream) -> Result<()> {
     }
     let expected: Vec<kbd::Expected> = sent.iter().filter_map(|t| t.event.clone()).collect();
     let lines = s
-        .reader
+        .reader()?
         .wait_lines(m, start.lines + expected.len(), KEY_WAIT)?
         .split_off(start.lines);
     check_lines(&lines, &expected, start.next_seq).context("the reference reader")?;
@@ -306,13 +306,13 @@ fn dev_readers_own_streams_and_wake_on_unbind_and_rmmod(mode: Mode) -> Result<()
         // Unbind: blocked readers end, the device goes away.
         let tool = Tool::start(m, "unbind", false, &["4096".into()])?;
         wait_blocked_in_read(m, tool.pid)?;
-        wait_blocked_in_read(m, s.reader.pid)?;
+        wait_blocked_in_read(m, s.reader()?.pid)?;
         let t = Instant::now();
         m.succeed_within(
             &format!("echo {DEVICE} > {DRIVER_DIR}/unbind"),
             WAKE_TIMEOUT,
         )?;
-        check_woken(m, &tool, &[s.reader.pid, later.pid], t, "unbind")?;
+        check_woken(m, &tool, &[s.reader()?.pid, later.pid], t, "unbind")?;
         check_device_gone(m)?;
         ensure!(
             m.kernel_log()?
@@ -329,10 +329,10 @@ fn dev_readers_own_streams_and_wake_on_unbind_and_rmmod(mode: Mode) -> Result<()
         // rmmod: the same, and the module goes.
         let tool = Tool::start(m, "rmmod", false, &["4096".into()])?;
         wait_blocked_in_read(m, tool.pid)?;
-        wait_blocked_in_read(m, s.reader.pid)?;
+        wait_blocked_in_read(m, s.reader()?.pid)?;
         let t = Instant::now();
         m.succeed_within("rmmod rust_keyboard", WAKE_TIMEOUT)?;
-        check_woken(m, &tool, &[s.reader.pid], t, "rmmod")?;
+        check_woken(m, &tool, &[s.reader()?.pid], t, "rmmod")?;
         check_device_gone(m)?;
         m.fail("test -e /sys/module/rust_keyboard")
             .context("the module is still loaded after rmmod")?;

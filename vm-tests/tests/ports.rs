@@ -103,7 +103,7 @@ fn ports_claimed_by_rust_keyboard_under_the_device() -> Result<()> {
             claims(&ports),
             asl.io.len()
         );
-        rmmod_cleanly(m, None)?;
+        rmmod_cleanly(m, RUST, None)?;
         let ports = ioports(m)?;
         ensure!(
             claims(&ports).is_empty(),
@@ -149,7 +149,7 @@ fn other_ports_fail_probe_cleanly_and_unload() -> Result<()> {
                 r"{}|rust_keyboard {DEVICE}: probe with driver rust_keyboard failed with error -\d+",
                 error.as_str().trim_start_matches("^<[0-3]>")
             ))?;
-            rmmod_cleanly(m, Some(&allowed))
+            rmmod_cleanly(m, RUST, Some(&allowed))
         },
     )
 }
@@ -176,7 +176,7 @@ fn invalid_mode_fails_probe_cleanly() -> Result<()> {
                 let allowed = Regex::new(&format!(
                     r"invalid mode 3|rust_keyboard {DEVICE}: probe with driver rust_keyboard failed with error -22"
                 ))?;
-                rmmod_cleanly(m, Some(&allowed))?;
+                rmmod_cleanly(m, RUST, Some(&allowed))?;
             }
             Ok(())
         },
@@ -186,7 +186,7 @@ fn invalid_mode_fails_probe_cleanly() -> Result<()> {
 /// Nothing of a probed driver: no probe line, no bound device, no IRQ, no
 /// device node, no debugfs directory, no claimed port.
 fn ensure_nothing_left(m: &mut Machine) -> Result<()> {
-    ensure_nothing_probed(m)?;
+    ensure_nothing_probed(m, RUST)?;
     m.fail(&format!("test -e {}", kbd::DEV_NODE))
         .context("the device node exists after a failed probe")?;
     ensure_debugfs(m)?;

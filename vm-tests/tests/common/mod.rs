@@ -19,7 +19,7 @@ use regex::Regex;
 use vm_tests::asl::Resources;
 use vm_tests::dmesg;
 use vm_tests::ioports::IoPorts;
-use vm_tests::kbd::{self, Counters, DevLine, Expected, Mode, Transition};
+use vm_tests::kbd::{self, Counters, DevLine, Driver, Expected, Mode, Transition};
 use vm_tests::scancodes::{self, KeyEvent};
 use vm_tests::{Artifacts, Machine, VmConfig, run_test};
 
@@ -29,6 +29,8 @@ pub const KEY_WAIT: Duration = Duration::from_secs(20);
 pub const SETTLE: Duration = Duration::from_millis(500);
 /// Pause between two polls of a guest file or count.
 pub const POLL: Duration = Duration::from_millis(50);
+/// The Rust driver in its default mode, for the suites that test it alone.
+pub const RUST: Driver = Driver::Rust(Mode::Threaded);
 /// The name of the lab's device, ACPI's `<_HID>:<instance>`.
 pub const DEVICE: &str = "KBD0001:00";
 /// The ACPI device of the lab.
@@ -68,6 +70,101 @@ macro_rules! per_mode_tests {
             )+
         }
     };
+}
+
+/// The test matrix of a suite, one `#[test]` per cell, for the kernels
+/// `lab` and `debug` (kernel/kernels.toml):
+/// * `subject: [..]`, functions `fn name(s: Subject) -> Result<()>`: once
+///   per driver, the Rust driver in each interrupt mode
+///   (`<kernel>::rust_hard::name`, `rust_threaded`, `rust_workqueue`) and the
+///   C twin (`<kernel>::c_twin::name`);
+/// * `driver: [..]`, the same signature, for tests in which the mode plays
+///   no part: the Rust driver in its default mode (`<kernel>::rust::name`)
+///   and the C twin (`<kernel>::c_twin::name`);
+/// * `kernel: [..]`, functions `fn name(kernel: &str) -> Result<()>`, for
+///   tests without a driver: `<kernel>::name`.
+///
+/// Each test boots its own VM. `cargo xtask test -- debug::c_twin::` selects
+/// one column.
+macro_rules! matrix_tests {
+    (
+        subject: [$($st:ident),* $(,)?],
+        driver: [$($dt:ident),* $(,)?],
+        kernel: [$($kt:ident),* $(,)?] $(,)?
+    ) => {
+        matrix_tests!(@kernel lab, [$($st),*], [$($dt),*], [$($kt),*]);
+        matrix_tests!(@kernel debug, [$($st),*], [$($dt),*], [$($kt),*]);
+    };
+    (@kernel $kernel:ident, [$($st:ident),*], [$($dt:ident),*], [$($kt:ident),*]) => {
+        mod $kernel {
+            matrix_tests!(@tests $kernel, rust_hard,
+                vm_tests::kbd::Driver::Rust(vm_tests::kbd::Mode::Hard), $($st),*);
+            matrix_tests!(@tests $kernel, rust_threaded,
+                vm_tests::kbd::Driver::Rust(vm_tests::kbd::Mode::Threaded), $($st),*);
+            matrix_tests!(@tests $kernel, rust_workqueue,
+                vm_tests::kbd::Driver::Rust(vm_tests::kbd::Mode::Workqueue), $($st),*);
+            matrix_tests!(@tests $kernel, rust,
+                vm_tests::kbd::Driver::Rust(vm_tests::kbd::Mode::Threaded), $($dt),*);
+            matrix_tests!(@tests $kernel, c_twin, vm_tests::kbd::Driver::C, $($st,)* $($dt),*);
+            $(
+                #[test]
+                fn $kt() -> anyhow::Result<()> {
+                    crate::$kt(stringify!($kernel))
+                }
+            )*
+        }
+    };
+    (@tests $kernel:ident, $driver_mod:ident, $driver:expr, $($test:ident),*) => {
+        mod $driver_mod {
+            $(
+                #[test]
+                fn $test() -> anyhow::Result<()> {
+                    crate::$test(crate::common::Subject::new(stringify!($kernel), $driver))
+                }
+            )*
+        }
+    };
+}
+
+/// What a shared test runs against: a kernel of kernel/kernels.toml (`lab`,
+/// or `debug` with lockdep, KASAN and the other checkers) and a driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    /// The kernel's name.
+    pub kernel: &'static str,
+    /// The driver /init loads.
+    pub driver: Driver,
+}
+
+impl Subject {
+    /// The subject of `driver` on `kernel`.
+    pub fn new(kernel: &'static str, driver: Driver) -> Subject {
+        Subject { kernel, driver }
+    }
+
+    /// Its VM: the kernel's artifacts, the real SSDT, the driver loaded by
+    /// /init, named `<kernel>-<driver>-<test>` in the log directory.
+    pub fn vm(&self, test: &str) -> Result<VmConfig> {
+        Ok(kernel_vm(self.kernel)?
+            .with_append(&self.driver.cmdline())
+            .with_name(format!("{}-{}-{test}", self.kernel, self.driver)))
+    }
+
+    /// [`Subject::vm`] with a test variant of the SSDT
+    /// (`acpi/test/<name>.asl`).
+    pub fn vm_with_ssdt_variant(&self, name: &str, test: &str) -> Result<VmConfig> {
+        let table = artifacts()?.acpi_table(name)?;
+        Ok(self.vm(test)?.with_ssdt(Some(table)))
+    }
+}
+
+/// The VM of the kernel `kernel` (`lab`: [`lab`]), with the real SSDT.
+pub fn kernel_vm(kernel: &str) -> Result<VmConfig> {
+    if kernel == vm_tests::artifacts::LAB_KERNEL {
+        lab()
+    } else {
+        Ok(VmConfig::from_artifacts_of(&artifacts()?, kernel)?)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -113,11 +210,18 @@ fn with_console_tail(m: &Machine, e: anyhow::Error) -> anyhow::Error {
     }
 }
 
-/// Checks that the driver probed in `mode`: the probe line says so (exactly
-/// one probe line since boot) and debugfs `mode` holds its word.
+/// Checks that the Rust driver probed in `mode` ([`check_probed`]).
 pub fn check_probed_in_mode(m: &mut Machine, mode: Mode) -> Result<()> {
+    check_probed(m, Driver::Rust(mode))
+}
+
+/// Checks that `driver` probed in its mode: the probe line says so (exactly
+/// one probe line since boot) and debugfs `mode` holds its word.
+pub fn check_probed(m: &mut Machine, driver: Driver) -> Result<()> {
+    let mode = driver.mode_name();
     let log = m.kernel_log()?;
-    let re = device_message(
+    let re = device_message_of(
+        driver,
         "",
         r"probed: irq 1, data port 0x60, status port 0x64, mode (\w+)$",
     )?;
@@ -126,14 +230,12 @@ pub fn check_probed_in_mode(m: &mut Machine, mode: Mode) -> Result<()> {
         .filter_map(|l| re.captures(l).map(|c| c[1].to_owned()))
         .collect();
     ensure!(
-        modes == [mode.name()],
-        "expected one probe line with mode {mode}, found modes {modes:?} in:\n{log}"
+        modes == [mode],
+        "expected one probe line of {} with mode {mode}, found modes {modes:?} in:\n{log}",
+        driver.name()
     );
-    let (_, word) = counters_and_mode(m)?;
-    ensure!(
-        word == mode.name(),
-        "debugfs mode holds {word:?}, expected {mode}"
-    );
+    let (_, word) = counters_and_mode_of(m, driver)?;
+    ensure!(word == mode, "debugfs mode holds {word:?}, expected {mode}");
     Ok(())
 }
 
@@ -178,12 +280,22 @@ pub fn show<T: ToString>(items: &[T]) -> String {
 /// the TSC (TCG on a busy host makes the emulated TSC drift; nothing to do
 /// with the driver).
 pub fn warnings_since_module_load(m: &mut Machine, allowed: Option<&Regex>) -> Result<Vec<String>> {
+    warnings_since_load_of(m, RUST, allowed)
+}
+
+/// [`warnings_since_module_load`] from the first load of `driver`'s module.
+pub fn warnings_since_load_of(
+    m: &mut Machine,
+    driver: Driver,
+    allowed: Option<&Regex>,
+) -> Result<Vec<String>> {
     let raw = m.succeed("dmesg -r")?;
     let noise = Regex::new(r"clocksource|\b(tsc|TSC)\b")?;
-    let Some(warnings) = dmesg::warnings_after(
-        &raw,
-        "rust_keyboard: loading out-of-tree module taints kernel",
-    ) else {
+    let marker = format!(
+        "{}: loading out-of-tree module taints kernel",
+        driver.name()
+    );
+    let Some(warnings) = dmesg::warnings_after(&raw, &marker) else {
         bail!("the kernel log has no module load notice:\n{raw}");
     };
     Ok(warnings
@@ -195,7 +307,16 @@ pub fn warnings_since_module_load(m: &mut Machine, allowed: Option<&Regex>) -> R
 }
 
 pub fn ensure_no_warnings(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
-    let bad = warnings_since_module_load(m, allowed)?;
+    ensure_no_warnings_of(m, RUST, allowed)
+}
+
+/// [`ensure_no_warnings`] from the first load of `driver`'s module.
+pub fn ensure_no_warnings_of(
+    m: &mut Machine,
+    driver: Driver,
+    allowed: Option<&Regex>,
+) -> Result<()> {
+    let bad = warnings_since_load_of(m, driver, allowed)?;
     ensure!(
         bad.is_empty(),
         "warnings or errors in the kernel log since the module was loaded:\n  {}",
@@ -207,16 +328,27 @@ pub fn ensure_no_warnings(m: &mut Machine, allowed: Option<&Regex>) -> Result<()
 /// A regex for the driver's messages about the lab's device: `before`,
 /// `rust_keyboard KBD0001:00: `, then `after` (both in regex syntax).
 pub fn device_message(before: &str, after: &str) -> Result<Regex> {
+    device_message_of(RUST, before, after)
+}
+
+/// [`device_message`] for the messages of `driver`.
+pub fn device_message_of(driver: Driver, before: &str, after: &str) -> Result<Regex> {
     let device = regex::escape(DEVICE);
     Ok(Regex::new(&format!(
-        "{before}rust_keyboard {device}: {after}"
+        "{before}{} {device}: {after}",
+        driver.name()
     ))?)
 }
 
-/// Devices bound to the driver (entries of its sysfs directory that name a
-/// device).
+/// Devices bound to the Rust driver (entries of its sysfs directory that
+/// name a device).
 pub fn bound_devices(m: &mut Machine) -> Result<Vec<String>> {
-    let out = m.succeed(&format!("ls {DRIVER_DIR}"))?;
+    bound_devices_of(m, RUST)
+}
+
+/// Devices bound to `driver`.
+pub fn bound_devices_of(m: &mut Machine, driver: Driver) -> Result<Vec<String>> {
+    let out = m.succeed(&format!("ls {}", driver.driver_dir()))?;
     Ok(out
         .split_whitespace()
         .filter(|e| !matches!(*e, "bind" | "unbind" | "uevent" | "module" | "new_id"))
@@ -224,24 +356,25 @@ pub fn bound_devices(m: &mut Machine) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Checks that nothing probed: no probe line, no device bound, no IRQ
-/// registered.
-pub fn ensure_nothing_probed(m: &mut Machine) -> Result<()> {
+/// Checks that `driver` probed nothing: no probe line, no device bound,
+/// no IRQ registered.
+pub fn ensure_nothing_probed(m: &mut Machine, driver: Driver) -> Result<()> {
     let log = m.kernel_log()?;
     ensure!(
         !log.contains("probed"),
         "a probe line in the kernel log:\n{log}"
     );
-    let bound = bound_devices(m)?;
+    let bound = bound_devices_of(m, driver)?;
     ensure!(bound.is_empty(), "devices bound to the driver: {bound:?}");
     let ints = m.interrupts()?;
+    let irq_name = driver.irq_name();
     let holders: Vec<&str> = ints
-        .with_action(IRQ_NAME)
+        .with_action(irq_name)
         .map(|l| l.label.as_str())
         .collect();
     ensure!(
         holders.is_empty(),
-        "{IRQ_NAME} registered on IRQs {holders:?}"
+        "{irq_name} registered on IRQs {holders:?}"
     );
     ensure!(
         ints.irq(1).is_none(),
@@ -251,22 +384,28 @@ pub fn ensure_nothing_probed(m: &mut Machine) -> Result<()> {
     Ok(())
 }
 
-/// Unloads the module and checks it is gone.
+/// Unloads the Rust driver's module and checks it is gone.
 pub fn rmmod(m: &mut Machine) -> Result<()> {
-    m.succeed("rmmod rust_keyboard")?;
-    m.fail("test -e /sys/module/rust_keyboard")
+    rmmod_of(m, RUST)
+}
+
+/// Unloads `driver`'s module and checks it is gone.
+pub fn rmmod_of(m: &mut Machine, driver: Driver) -> Result<()> {
+    let name = driver.name();
+    m.succeed(&format!("rmmod {name}"))?;
+    m.fail(&format!("test -e /sys/module/{name}"))
         .context("the module is still loaded after rmmod")?;
-    m.fail(&format!("test -e {DRIVER_DIR}"))
+    m.fail(&format!("test -e {}", driver.driver_dir()))
         .context("the driver is still registered after rmmod")?;
     Ok(())
 }
 
-/// Checks the kernel log (see [`ensure_no_warnings`]), unloads the module,
-/// and checks the log again.
-pub fn rmmod_cleanly(m: &mut Machine, allowed: Option<&Regex>) -> Result<()> {
-    ensure_no_warnings(m, allowed)?;
-    rmmod(m)?;
-    ensure_no_warnings(m, allowed)
+/// Checks the kernel log (see [`ensure_no_warnings`]), unloads `driver`'s
+/// module, and checks the log again.
+pub fn rmmod_cleanly(m: &mut Machine, driver: Driver, allowed: Option<&Regex>) -> Result<()> {
+    ensure_no_warnings_of(m, driver, allowed)?;
+    rmmod_of(m, driver)?;
+    ensure_no_warnings_of(m, driver, allowed)
 }
 
 /// The resources declared by `acpi/<name>`, an ASL source of the lab; it
@@ -304,8 +443,13 @@ pub fn ensure_debugfs(m: &mut Machine) -> Result<()> {
 /// The driver's counters and its `mode` word (debugfs is mounted by /init;
 /// reading fails without it).
 pub fn counters_and_mode(m: &mut Machine) -> Result<(Counters, String)> {
+    counters_and_mode_of(m, RUST)
+}
+
+/// [`counters_and_mode`] of `driver`.
+pub fn counters_and_mode_of(m: &mut Machine, driver: Driver) -> Result<(Counters, String)> {
     let out = m
-        .succeed(&Counters::command())
+        .succeed(&Counters::command_in(&driver.debugfs_dir()))
         .context("reading the driver's debugfs counters")?;
     Ok(Counters::parse(&out)?)
 }
@@ -460,24 +604,45 @@ pub struct Mark {
     pub counters: Counters,
 }
 
-/// The checks of a booted driver's key stream: one reader of
-/// `/dev/kbd0001` opened right after probe, the kernel log, IRQ 1 and the
-/// counters.
+/// The checks of a booted driver's key stream: the kernel log, IRQ 1, the
+/// counters, and for a driver with `/dev/kbd0001` one reader of it opened
+/// right after probe.
 pub struct Stream {
-    /// The reader.
-    pub reader: Reader,
+    /// The reader (`None` for a driver without the device node).
+    reader: Option<Reader>,
     /// Whether the reader opened before any key (then its first `seq` is 1).
     fresh: bool,
+    /// The driver whose stream this is.
+    driver: Driver,
 }
 
 impl Stream {
-    /// Starts the stream's reader; `fresh` when no key was pressed since
-    /// probe (the first event must then have `seq` 1).
+    /// Starts the Rust driver's stream ([`Stream::start_for`]).
     pub fn start(m: &mut Machine, fresh: bool) -> Result<Stream> {
+        Stream::start_for(m, RUST, fresh)
+    }
+
+    /// Starts the stream of `driver`, with a reader if it has the device
+    /// node; `fresh` when no key was pressed since probe (the first event
+    /// must then have `seq` 1).
+    pub fn start_for(m: &mut Machine, driver: Driver, fresh: bool) -> Result<Stream> {
+        let reader = if driver.has_dev_node() {
+            Some(Reader::start(m, "stream")?)
+        } else {
+            None
+        };
         Ok(Stream {
-            reader: Reader::start(m, "stream")?,
+            reader,
             fresh,
+            driver,
         })
+    }
+
+    /// The stream's reader; fails for a driver without the device node.
+    pub fn reader(&self) -> Result<&Reader> {
+        self.reader
+            .as_ref()
+            .with_context(|| format!("{} has no {}", self.driver.name(), kbd::DEV_NODE))
     }
 
     /// Everything a mark or a check needs, read with one guest command:
@@ -488,14 +653,17 @@ impl Stream {
             Some(n) => format!("grep ' scancode ' /tmp/snap.log | tail -n +{};", n + 1),
             None => String::new(),
         };
+        let dev = match &self.reader {
+            Some(r) => format!("cat {}", r.out),
+            None => "true".to_owned(),
+        };
         let script = format!(
             "echo @@snap-irq; cat /proc/interrupts; \
              dmesg > /tmp/snap.log; echo @@snap-count; grep -c ' scancode ' /tmp/snap.log; \
              echo @@snap-log; {log} \
              echo @@snap-counters; ({}) || exit 1; \
-             echo @@snap-dev; cat {}",
-            Counters::command(),
-            self.reader.out
+             echo @@snap-dev; {dev}",
+            Counters::command_in(&self.driver.debugfs_dir()),
         );
         let out = m.succeed(&script)?;
         let section = |name: &str, next: Option<&str>| -> Result<&str> {
@@ -597,21 +765,21 @@ impl Stream {
             show(&events),
             show(&logged)
         );
-        let mut lines = whole_lines(&snap.dev)?;
-        if lines.len() < mark.lines + expected.len() {
-            // The reader may lag behind the log by a little.
-            lines = self
-                .reader
-                .wait_lines(m, mark.lines + expected.len(), KEY_WAIT)?;
-            snap = self.snapshot(m, None)?;
+        if let Some(reader) = &self.reader {
+            let mut lines = whole_lines(&snap.dev)?;
+            if lines.len() < mark.lines + expected.len() {
+                // The reader may lag behind the log by a little.
+                lines = reader.wait_lines(m, mark.lines + expected.len(), KEY_WAIT)?;
+                snap = self.snapshot(m, None)?;
+            }
+            let all = kbd::parse_dev_lines(&snap.dev)
+                .with_context(|| format!("reader {} got {:?}", reader.pid, snap.dev))?;
+            ensure!(
+                all.len() == lines.len(),
+                "the reader got a partial line: {all:?}"
+            );
+            check_lines(&lines[mark.lines..], &expected, mark.next_seq)?;
         }
-        let all = kbd::parse_dev_lines(&snap.dev)
-            .with_context(|| format!("reader {} got {:?}", self.reader.pid, snap.dev))?;
-        ensure!(
-            all.len() == lines.len(),
-            "the reader got a partial line: {all:?}"
-        );
-        check_lines(&lines[mark.lines..], &expected, mark.next_seq)?;
 
         let c = snap.counters;
         ensure!(
