@@ -166,6 +166,25 @@ impl Artifacts {
         file(&format!("{kernel} kernel"), self.layout.kernel(kernel))
     }
 
+    /// The kernel version the artifacts were built from (`kernel_version`
+    /// of `manifest.json`, e.g. `7.2.12-1~bpo13+1`).
+    pub fn kernel_version(&self) -> Result<String> {
+        let path = file("build manifest", self.layout.manifest())?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Parse {
+            what: "the build manifest",
+            message: format!("{}: {e}", path.display()),
+        })?;
+        parsed["kernel_version"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Parse {
+                what: "the build manifest",
+                message: format!("{} has no kernel_version", path.display()),
+            })
+    }
+
     /// The initramfs of the kernel `kernel` (its module is built against
     /// that kernel).
     pub fn initramfs_of(&self, kernel: &str) -> Result<PathBuf> {
@@ -202,6 +221,21 @@ pub fn cache_dir() -> PathBuf {
         return PathBuf::from(home).join(".cache/rust-kbd-lab");
     }
     std::env::temp_dir().join("rust-kbd-lab")
+}
+
+/// The host path's build directory of the kernel `kernel` of version
+/// `version` in the cache `cache`: `<cache>/build/kernel-<version>-<kernel>`
+/// (`cargo xtask build` builds there; its `O=` tree is [`kernel_tree`]).
+pub fn kernel_build_dir(cache: &Path, version: &str, kernel: &str) -> PathBuf {
+    cache
+        .join("build")
+        .join(format!("kernel-{version}-{kernel}"))
+}
+
+/// The `O=` tree of a host build of `kernel` (`vmlinux`, `.config`, the
+/// kernel's gdb scripts): `build/` of [`kernel_build_dir`].
+pub fn kernel_tree(cache: &Path, version: &str, kernel: &str) -> PathBuf {
+    kernel_build_dir(cache, version, kernel).join("build")
 }
 
 /// The directory of VM logs: `$LAB_LOG_DIR`, else `<cache>/logs`.
@@ -250,5 +284,24 @@ mod tests {
         );
         assert_eq!(l.acpi_table("no-irq.aml"), Path::new("/a/acpi/no-irq.aml"));
         assert_eq!(l.manifest(), Path::new("/a/manifest.json"));
+        assert_eq!(
+            kernel_tree(Path::new("/c"), "7.2.12-1", "debug"),
+            Path::new("/c/build/kernel-7.2.12-1-debug/build")
+        );
+    }
+
+    #[test]
+    fn the_kernel_version_comes_from_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Artifacts::from_dir(dir.path()).unwrap();
+        assert!(a.kernel_version().is_err());
+        std::fs::write(
+            dir.path().join("manifest.json"),
+            r#"{"kernel_version": "7.2.12-1~bpo13+1", "kernels": {}}"#,
+        )
+        .unwrap();
+        assert_eq!(a.kernel_version().unwrap(), "7.2.12-1~bpo13+1");
+        std::fs::write(dir.path().join("manifest.json"), "{}").unwrap();
+        assert!(a.kernel_version().is_err());
     }
 }

@@ -171,6 +171,32 @@ pub enum Error {
     #[error(transparent)]
     Regex(#[from] regex::Error),
 
+    /// A kernel lacks what gdb needs: its build tree, vmlinux, debug info or
+    /// the kernel's gdb scripts ([`crate::gdb::DebugKernel`]).
+    #[error("{0}")]
+    NoDebugInfo(String),
+
+    /// A host tool the harness runs is not installed.
+    #[error(
+        "`{tool}` was not found on PATH. It comes from the Debian package {package}: run \
+         `cargo xtask provision` (or `apt-get install {package}`)"
+    )]
+    ToolMissing {
+        /// The program.
+        tool: String,
+        /// The Debian package that has it.
+        package: String,
+    },
+
+    /// gdb did not do what it was asked to ([`crate::gdb::BatchGdb`]).
+    #[error("gdb: {message}\ngdb's output so far:\n{output}")]
+    Gdb {
+        /// What went wrong.
+        message: String,
+        /// gdb's output (stdout and stderr).
+        output: String,
+    },
+
     /// The machine was shut down or crashed and cannot be used any more.
     #[error("the VM is not running any more (it was shut down or crashed)")]
     NotRunning,

@@ -55,7 +55,11 @@
 //! * [`guest_tool`]: `kbdtool`, a tiny guest program for `/dev/kbd0001`
 //!   (non-blocking opens, chosen read sizes, errno names);
 //! * [`interact`]: the interactive mode ([`Machine::interact`],
-//!   `LAB_INTERACTIVE=1`) for debugging a failing test.
+//!   `LAB_INTERACTIVE=1`) for debugging a failing test;
+//! * [`gdb`]: gdb on a VM's kernel through QEMU's gdb stub (the command line
+//!   of `cargo xtask gdb`, and gdb in batch mode for tests);
+//! * [`trace`]: the irq tracepoints (`irq_handler_entry`/`_exit`) through
+//!   tracefs, and a parser for their lines.
 
 #![warn(missing_docs)]
 
@@ -67,6 +71,7 @@ pub mod channel;
 pub mod console;
 pub mod dmesg;
 mod error;
+pub mod gdb;
 pub mod guest_tool;
 pub mod interact;
 pub mod interrupts;
@@ -77,6 +82,7 @@ pub mod machine;
 pub mod qemu;
 pub mod qmp;
 pub mod scancodes;
+pub mod trace;
 mod wait;
 
 pub use accel::{Accel, AccelKind};
@@ -84,5 +90,5 @@ pub use artifacts::Artifacts;
 pub use error::{Error, Result};
 pub use interrupts::{Interrupts, IrqLine};
 pub use machine::{Machine, run_test};
-pub use qemu::{ConsoleMode, Display, MachineType, VmConfig};
+pub use qemu::{ConsoleMode, Display, GdbStub, MachineType, VmConfig};
 pub use qmp::QmpClient;

@@ -7,9 +7,15 @@
 //!   terminal multiplexed with the QEMU monitor ([`ConsoleMode::Stdio`],
 //!   `cargo xtask vm`; Ctrl-A X quits, Ctrl-A C toggles the monitor);
 //! * ttyS1, the command channel ([`crate::channel`]): a unix socket server
-//!   `command.sock` in the runtime directory.
+//!   `command.sock` in the runtime directory;
+//! * ttyS2, only with [`VmConfig::with_trace_stream`]: the guest's irq trace
+//!   (/init copies `trace_pipe` there, see [`crate::trace`]), a unix socket
+//!   server `trace.sock` in the runtime directory (`cargo xtask trace`).
 //!
-//! QMP is a unix socket server `qmp.sock` in the same runtime directory.
+//! QMP is a unix socket server `qmp.sock` in the same runtime directory, and
+//! so is QEMU's gdb stub, `gdb.sock`, with [`VmConfig::with_gdb_stub`] (gdb
+//! connects to a unix socket with `target remote <path>`; every VM has its
+//! own runtime directory, so two never collide on a port).
 //! The kernel command line always starts with `console=ttyS0 panic=-1`, and
 //! `-no-reboot` makes a panicking guest end QEMU instead of rebooting.
 
@@ -29,6 +35,28 @@ pub const BASE_CMDLINE: &str = "console=ttyS0 panic=-1";
 pub const QMP_SOCKET: &str = "qmp.sock";
 /// Name of the command channel socket in the runtime directory.
 pub const COMMAND_SOCKET: &str = "command.sock";
+/// Name of the gdb stub's socket in the runtime directory.
+pub const GDB_SOCKET: &str = "gdb.sock";
+/// Name of the trace stream's socket (ttyS2) in the runtime directory.
+pub const TRACE_SOCKET: &str = "trace.sock";
+/// Added to the kernel command line with a gdb stub: the kernel stays where
+/// vmlinux says it is, so gdb's symbols match (a no-op for a kernel built
+/// without `CONFIG_RANDOMIZE_BASE`).
+pub const GDB_CMDLINE: &str = "nokaslr";
+/// Added to the kernel command line with a trace stream: /init enables the
+/// irq tracepoints and copies `trace_pipe` to ttyS2.
+pub const TRACE_CMDLINE: &str = "lab.trace";
+
+/// QEMU's gdb stub ([`VmConfig::with_gdb_stub`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GdbStub {
+    /// The guest runs from the start; gdb may attach at any time.
+    Running,
+    /// QEMU stops before the first instruction (`-S`) until gdb continues
+    /// it. [`Machine::start`](crate::Machine::start) would wait for a guest
+    /// that does not run: this is for `cargo xtask vm --gdb-wait`.
+    WaitForGdb,
+}
 
 /// The QEMU machine type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,6 +142,10 @@ pub struct VmConfig {
     pub(crate) boot_timeout: Duration,
     /// Kernel reports the test expects from the first console line on.
     pub(crate) expected_reports: Vec<String>,
+    /// QEMU's gdb stub on `gdb.sock`, if any.
+    pub(crate) gdb_stub: Option<GdbStub>,
+    /// Whether ttyS2 streams the guest's irq trace to `trace.sock`.
+    pub(crate) trace_stream: bool,
 }
 
 impl VmConfig {
@@ -139,6 +171,8 @@ impl VmConfig {
             name: None,
             boot_timeout: Duration::from_secs(120),
             expected_reports: Vec::new(),
+            gdb_stub: None,
+            trace_stream: false,
         })
     }
 
@@ -254,15 +288,46 @@ impl VmConfig {
         self
     }
 
+    /// Starts QEMU's gdb stub on `gdb.sock` in the runtime directory
+    /// ([`VmConfig::gdb_socket`]), and boots with [`GDB_CMDLINE`].
+    pub fn with_gdb_stub(mut self, stub: GdbStub) -> Self {
+        self.gdb_stub = Some(stub);
+        self
+    }
+
+    /// Adds ttyS2 as a unix socket server `trace.sock` in the runtime
+    /// directory ([`VmConfig::trace_socket`]) and boots with
+    /// [`TRACE_CMDLINE`]: /init streams the irq tracepoints of IRQ 1 there.
+    /// Nobody needs to listen: QEMU drops what no client reads.
+    pub fn with_trace_stream(mut self) -> Self {
+        self.trace_stream = true;
+        self
+    }
+
     /// The accelerator this VM will run with.
     pub fn accel(&self) -> &Accel {
         &self.accel
     }
 
-    /// The full kernel command line.
+    /// The gdb stub, if any.
+    pub fn gdb_stub(&self) -> Option<GdbStub> {
+        self.gdb_stub
+    }
+
+    /// The full kernel command line: [`BASE_CMDLINE`], [`GDB_CMDLINE`] with
+    /// a gdb stub, [`TRACE_CMDLINE`] with a trace stream, then the
+    /// appended arguments.
     pub fn kernel_cmdline(&self) -> String {
         let mut cmdline = BASE_CMDLINE.to_owned();
-        for arg in &self.append {
+        let implied = [
+            self.gdb_stub.map(|_| GDB_CMDLINE),
+            self.trace_stream.then_some(TRACE_CMDLINE),
+        ];
+        for arg in implied
+            .into_iter()
+            .flatten()
+            .chain(self.append.iter().map(String::as_str))
+        {
             cmdline.push(' ');
             cmdline.push_str(arg);
         }
@@ -279,6 +344,32 @@ impl VmConfig {
         runtime_dir.join(COMMAND_SOCKET)
     }
 
+    /// The gdb stub's socket path for a runtime directory (`target remote
+    /// <path>` in gdb).
+    pub fn gdb_socket(runtime_dir: &Path) -> PathBuf {
+        runtime_dir.join(GDB_SOCKET)
+    }
+
+    /// The trace stream's socket path for a runtime directory.
+    pub fn trace_socket(runtime_dir: &Path) -> PathBuf {
+        runtime_dir.join(TRACE_SOCKET)
+    }
+
+    /// The sockets QEMU creates in `runtime_dir` for this VM.
+    pub fn sockets(&self, runtime_dir: &Path) -> Vec<PathBuf> {
+        let mut sockets = vec![
+            Self::qmp_socket(runtime_dir),
+            Self::command_socket(runtime_dir),
+        ];
+        if self.gdb_stub.is_some() {
+            sockets.push(Self::gdb_socket(runtime_dir));
+        }
+        if self.trace_stream {
+            sockets.push(Self::trace_socket(runtime_dir));
+        }
+        sockets
+    }
+
     /// The QEMU arguments (without the program) for sockets in
     /// `runtime_dir`: the parts below, in this order, then the extra
     /// arguments.
@@ -292,6 +383,8 @@ impl VmConfig {
             qmp_args(&Self::qmp_socket(runtime_dir)),
             self.console_args(),
             self.channel_args(&Self::command_socket(runtime_dir)),
+            self.trace_args(&Self::trace_socket(runtime_dir)),
+            self.gdb_args(&Self::gdb_socket(runtime_dir)),
             self.extra_args.clone(),
         ]
         .concat())
@@ -300,10 +393,7 @@ impl VmConfig {
     /// Fails on what QEMU or the kernel would reject less clearly: socket
     /// paths beyond `sun_path`, too little memory, no CPU.
     fn check(&self, runtime_dir: &Path) -> Result<()> {
-        for path in [
-            Self::qmp_socket(runtime_dir),
-            Self::command_socket(runtime_dir),
-        ] {
+        for path in self.sockets(runtime_dir) {
             let len = path.as_os_str().len();
             if len > 107 {
                 return Err(Error::SocketPathTooLong { path, len });
@@ -426,6 +516,39 @@ impl VmConfig {
         ]
     }
 
+    /// ttyS2, the trace stream, if on: a unix socket server at `path`,
+    /// never waited for (the guest must not block on a trace nobody reads).
+    fn trace_args(&self, path: &Path) -> Vec<OsString> {
+        if !self.trace_stream {
+            return Vec::new();
+        }
+        vec![
+            "-chardev".into(),
+            opt("socket,id=trace0,path=", path, ",server=on,wait=off"),
+            "-serial".into(),
+            "chardev:trace0".into(),
+        ]
+    }
+
+    /// The gdb stub, if any: a unix socket server at `path` (not waited
+    /// for: QEMU starts without a client), and `-S` to stop before the
+    /// first instruction when gdb is to be waited for.
+    fn gdb_args(&self, path: &Path) -> Vec<OsString> {
+        let Some(stub) = self.gdb_stub else {
+            return Vec::new();
+        };
+        let mut a = vec![
+            "-chardev".into(),
+            opt("socket,id=gdb0,path=", path, ",server=on,wait=off"),
+            "-gdb".into(),
+            "chardev:gdb0".into(),
+        ];
+        if stub == GdbStub::WaitForGdb {
+            a.push("-S".into());
+        }
+        a
+    }
+
     /// The QEMU command for sockets in `runtime_dir`.
     ///
     /// Stdio is left as inherited; the child gets `PR_SET_PDEATHSIG =
@@ -519,7 +642,7 @@ fn escape_opt(path: &Path) -> OsString {
     OsString::from_vec(out)
 }
 
-fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c))
@@ -553,6 +676,8 @@ mod tests {
             name: None,
             boot_timeout: Duration::from_secs(5),
             expected_reports: vec![],
+            gdb_stub: None,
+            trace_stream: false,
         }
     }
 
@@ -756,6 +881,53 @@ mod tests {
         assert_eq!(
             after(&a, "-mon"),
             ["chardev=qmp0,mode=control", "chardev=con0,mode=readline"]
+        );
+    }
+
+    /// A gdb stub on a unix socket of the runtime directory (waited for or
+    /// not), `nokaslr`, and the trace stream as ttyS2, after the command
+    /// channel (ttyS1): all three serial ports in order.
+    #[test]
+    fn gdb_stub_and_trace_stream() {
+        let c = config().with_gdb_stub(GdbStub::Running);
+        let a = args(&c);
+        assert_eq!(
+            after(&a, "-append"),
+            ["console=ttyS0 panic=-1 nokaslr lab.nomodule"]
+        );
+        assert_eq!(
+            after(&a, "-chardev")[3],
+            "socket,id=gdb0,path=/run/x/gdb.sock,server=on,wait=off"
+        );
+        assert_eq!(after(&a, "-gdb"), ["chardev:gdb0"]);
+        assert!(!a.contains(&"-S".to_owned()), "{a:?}");
+        let waiting = args(&config().with_gdb_stub(GdbStub::WaitForGdb));
+        assert_eq!(waiting.last().map(String::as_str), Some("-S"));
+
+        let t = args(&config().with_trace_stream());
+        assert_eq!(
+            after(&t, "-append"),
+            ["console=ttyS0 panic=-1 lab.trace lab.nomodule"]
+        );
+        assert_eq!(
+            after(&t, "-serial"),
+            ["chardev:con0", "chardev:cmd0", "chardev:trace0"]
+        );
+        assert_eq!(
+            after(&t, "-chardev")[3],
+            "socket,id=trace0,path=/run/x/trace.sock,server=on,wait=off"
+        );
+        assert!(!t.contains(&"-gdb".to_owned()));
+
+        let both = config().with_trace_stream().with_gdb_stub(GdbStub::Running);
+        assert_eq!(
+            both.sockets(Path::new("/r")),
+            [
+                PathBuf::from("/r/qmp.sock"),
+                "/r/command.sock".into(),
+                "/r/gdb.sock".into(),
+                "/r/trace.sock".into()
+            ]
         );
     }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use qapi::qmp::{
     InputEvent, InputKeyEvent, KeyValue, QKeyCode, QapiCapabilities, input_send_event,
-    qmp_capabilities, quit, send_key,
+    qmp_capabilities, query_status, quit, send_key,
 };
 use qapi::{ExecuteError, Qmp, Stream};
 
@@ -185,6 +185,18 @@ impl QmpClient {
         // Events are not used; do not let them pile up.
         self.qmp.events().for_each(drop);
         result
+    }
+
+    /// `query-status`: the VM's run state as QEMU names it: `running`,
+    /// `prelaunch` (`-S`, never run yet), `paused` (stopped, e.g. by gdb
+    /// attaching), `debug` (stopped by a gdb breakpoint or Ctrl-C), ...
+    pub fn status(&mut self) -> Result<String> {
+        let info = self.execute(&query_status {})?;
+        let name = serde_json::to_value(info.status).map_err(|e| Error::Qmp {
+            command: "query-status".into(),
+            message: e.to_string(),
+        })?;
+        Ok(name.as_str().unwrap_or_default().to_owned())
     }
 
     /// `send-key`: presses `keys` as one chord: down in order, up in reverse
