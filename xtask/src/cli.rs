@@ -26,6 +26,13 @@ pub enum Command {
     Vm(VmArgs),
     /// Press keys on the PS/2 keyboard of a running `cargo xtask vm`.
     Keys(KeysArgs),
+    /// Attach gdb to the kernel of a running `cargo xtask vm --kernel debug
+    /// --gdb`: vmlinux, the kernel's gdb scripts, the modules' symbols at
+    /// their load addresses (lx-symbols).
+    Gdb(GdbArgs),
+    /// Stream the irq tracepoints of a running `cargo xtask vm --trace`
+    /// (irq_handler_entry/exit of IRQ 1) to this terminal; Ctrl-C stops.
+    Trace,
     /// Build if needed, then run every test (host unit tests and VM tests)
     /// with cargo-nextest.
     Test(TestArgs),
@@ -337,12 +344,36 @@ pub struct VmArgs {
     /// Memory in MiB.
     #[arg(long, default_value_t = 256)]
     pub memory: u32,
+    /// Boot this kernel of kernel/kernels.toml (built first unless
+    /// --no-build): `debug` has the debug info gdb needs.
+    #[arg(long, value_name = "NAME", default_value = vm_tests::artifacts::LAB_KERNEL)]
+    pub kernel: String,
+    /// Start QEMU's gdb stub on gdb.sock in the VM's runtime directory (the
+    /// guest runs; attach with `cargo xtask gdb`); boots with nokaslr.
+    #[arg(long, conflicts_with = "gdb_wait")]
+    pub gdb: bool,
+    /// The gdb stub, and QEMU waits before the first instruction until gdb
+    /// continues it (QEMU's -S).
+    #[arg(long)]
+    pub gdb_wait: bool,
+    /// Stream the irq tracepoints of IRQ 1 to trace.sock (a third serial
+    /// port, fed by /init from trace_pipe): `cargo xtask trace` shows them.
+    #[arg(long)]
+    pub trace: bool,
     /// Use the artifacts as they are; do not build.
     #[arg(long)]
     pub no_build: bool,
-    /// How to build first.
-    #[command(flatten)]
-    pub build: BuildArgs,
+    /// Parallel jobs for make.
+    #[arg(long, short, default_value_t = default_jobs())]
+    pub jobs: usize,
+}
+
+/// Arguments of `gdb`.
+#[derive(Args)]
+pub struct GdbArgs {
+    /// Arguments for gdb after the lab's (e.g. -- -batch -ex bt).
+    #[arg(last = true)]
+    pub gdb_args: Vec<String>,
 }
 
 /// Arguments of `keys`.

@@ -38,9 +38,8 @@ impl Host {
     /// The build directory of the kernel `name`: `bzImage` and the stamp;
     /// its `O=` tree is [`Host::kernel_tree`].
     pub fn kernel_out(&self, t: &Toolchain, name: &str) -> PathBuf {
-        self.cache
-            .builds()
-            .join(format!("kernel-{}-{name}", t.kernel_version))
+        // The rule is the harness's, which finds vmlinux there for gdb.
+        vm_tests::artifacts::kernel_build_dir(&self.cache.root, &t.kernel_version, name)
     }
 
     /// The `O=` tree of the kernel `name`.

@@ -31,6 +31,8 @@ fn main() {
         Command::Build(args) => commands::build::run(&args).map(drop),
         Command::Vm(args) => commands::vm::run(&args),
         Command::Keys(args) => commands::keys::run(&args),
+        Command::Gdb(args) => commands::gdb::run(&args),
+        Command::Trace => commands::trace::run(),
         Command::Test(args) => commands::test::run(&args),
         Command::NixCheck => {
             paths::repo_root().and_then(|repo| nix_check::run(&repo, &paths::Cache::from_env()?))

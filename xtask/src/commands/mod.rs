@@ -5,6 +5,7 @@ pub mod bench;
 pub mod build;
 pub mod checkpatch;
 pub mod doc;
+pub mod gdb;
 pub mod keys;
 pub mod lint;
 pub mod provision;
@@ -13,6 +14,7 @@ pub mod repro;
 pub mod rust_analyzer;
 pub mod steps;
 pub mod test;
+pub mod trace;
 pub mod vm;
 pub mod watch;
 
