@@ -47,6 +47,89 @@ pub const GDB_SCRIPTS: &str = "vmlinux-gdb.py";
 /// The kernel of `kernel/kernels.toml` that carries debug info.
 pub const DEBUG_KERNEL: &str = "debug";
 
+/// The linkage (mangled) name of the function whose demangled name is
+/// `demangled` in the object file `object` (e.g. a `.ko`), for a gdb
+/// breakpoint: gdb does not parse Rust's `<T as Trait>::f` names, but takes
+/// a linkage name (`break *_RNvXs3_...6handle` stops at the function's
+/// first instruction). Read with binutils' `nm`, which demangles Rust's v0
+/// names; [`Error::Parse`] when no or more than one symbol has that name.
+pub fn function_symbol(object: &Path, demangled: &str) -> Result<String> {
+    let nm = |demangle: bool| -> Result<String> {
+        let mut c = Command::new("nm");
+        c.arg("--defined-only").arg("-p");
+        if demangle {
+            c.arg("-C");
+        }
+        let out = c.arg(object).output().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::ToolMissing {
+                    tool: "nm".into(),
+                    package: "binutils".into(),
+                }
+            } else {
+                Error::io(format!("running nm on {}", object.display()), e)
+            }
+        })?;
+        if !out.status.success() {
+            return Err(Error::Parse {
+                what: "the symbols of an object file",
+                message: format!(
+                    "nm {} failed: {}",
+                    object.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    pick_symbol(&nm(false)?, &nm(true)?, demangled).map_err(|message| Error::Parse {
+        what: "the symbols of an object file",
+        message: format!("{}: {message}", object.display()),
+    })
+}
+
+/// The mangled name of the one function symbol named `demangled`, from the
+/// output of `nm -p` (`mangled`) and `nm -p -C` (`demangled_list`) of the
+/// same file: both list the symbol table in its order, one line each.
+fn pick_symbol(
+    mangled: &str,
+    demangled_list: &str,
+    demangled: &str,
+) -> std::result::Result<String, String> {
+    let (m, d): (Vec<&str>, Vec<&str>) =
+        (mangled.lines().collect(), demangled_list.lines().collect());
+    if m.len() != d.len() {
+        return Err(format!(
+            "nm listed {} symbols mangled and {} demangled",
+            m.len(),
+            d.len()
+        ));
+    }
+    // `ADDRESS TYPE NAME`, the name possibly with spaces once demangled.
+    let fields = |line: &str| -> Option<(char, String)> {
+        let mut it = line.splitn(3, ' ');
+        let (_, kind, name) = (it.next()?, it.next()?, it.next()?);
+        Some((kind.chars().next()?, name.to_owned()))
+    };
+    let found: Vec<String> = m
+        .iter()
+        .zip(&d)
+        .filter_map(|(m, d)| {
+            let (kind, name) = fields(d)?;
+            let function = matches!(kind, 'T' | 't' | 'W' | 'w');
+            (function && name == demangled).then(|| fields(m).map(|(_, n)| n))?
+        })
+        .collect();
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("no function named {demangled}")),
+        many => Err(format!(
+            "{} functions named {demangled}: {many:?}",
+            many.len()
+        )),
+    }
+}
+
 /// gdb on `PATH`, or [`Error::ToolMissing`].
 pub fn find_gdb() -> Result<PathBuf> {
     std::env::var_os("PATH")
@@ -634,6 +717,46 @@ mod tests {
             BatchGdb::spawn(&missing, &[]),
             Err(Error::ToolMissing { .. })
         ));
+    }
+
+    #[test]
+    fn a_function_symbol_by_its_demangled_name() {
+        // Lines of `nm -p` and `nm -p -C` of the debug kernel's rust_keyboard.ko.
+        let mangled = "\
+0000000000005202 t _RNvMs2_Cse3uz1OCc3ut_13rust_keyboardNtB5_6Shared6decode
+0000000000014134 T _RNvXs3_Cse3uz1OCc3ut_13rust_keyboardNtB5_11HardHandlerNtNtNtCs1EKtwoKEMO2_6kernel3irq7request7Handler6handle
+0000000000000010 d _RNvXs3_Cse3uz1OCc3ut_13rust_keyboardNtB5_11HardHandlerNtNtNtCs1EKtwoKEMO2_6kernel3irq7request7Handler6handle.data
+";
+        let demangled = "\
+0000000000005202 t <rust_keyboard::Shared>::decode
+0000000000014134 T <rust_keyboard::HardHandler as kernel::irq::request::Handler>::handle
+0000000000000010 d <rust_keyboard::HardHandler as kernel::irq::request::Handler>::handle
+";
+        assert_eq!(
+            pick_symbol(
+                mangled,
+                demangled,
+                "<rust_keyboard::HardHandler as kernel::irq::request::Handler>::handle"
+            )
+            .unwrap(),
+            "_RNvXs3_Cse3uz1OCc3ut_13rust_keyboardNtB5_11HardHandlerNtNtNtCs1EKtwoKEMO2_6kernel3irq7request7Handler6handle"
+        );
+        assert_eq!(
+            pick_symbol(mangled, demangled, "<rust_keyboard::Shared>::decode").unwrap(),
+            "_RNvMs2_Cse3uz1OCc3ut_13rust_keyboardNtB5_6Shared6decode"
+        );
+        let twice = format!("{demangled}{}", demangled.lines().nth(1).unwrap());
+        let twice_m = format!("{mangled}{}", mangled.lines().nth(1).unwrap());
+        assert!(pick_symbol(&twice_m, &twice, "<rust_keyboard::Shared>::decode").is_ok());
+        let err = pick_symbol(
+            &twice_m,
+            &twice,
+            "<rust_keyboard::HardHandler as kernel::irq::request::Handler>::handle",
+        )
+        .unwrap_err();
+        assert!(err.contains("2 functions"), "{err}");
+        assert!(pick_symbol(mangled, demangled, "nope").is_err());
+        assert!(pick_symbol(mangled, "", "nope").is_err());
     }
 
     #[test]

@@ -186,7 +186,8 @@ fn announce_gdb(running: &RunningVm, socket: &Path, waits: bool) {
         );
     }
     eprintln!(
-        "vm: gdb stub on {}: attach with `cargo xtask gdb` in another terminal (or `gdb vmlinux          -ex 'target remote {}'`)",
+        "vm: gdb stub on {}: attach with `cargo xtask gdb` in another terminal (or `gdb vmlinux \
+         -ex 'target remote {}'`)",
         socket.display(),
         socket.display()
     );
