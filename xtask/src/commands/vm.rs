@@ -55,7 +55,8 @@ impl RunningVm {
         let file = Self::file(runtime_dir);
         let text = std::fs::read_to_string(&file).with_context(|| {
             format!(
-                "a VM answers on {} but {} is missing: was it started by an older `cargo xtask                  vm`? Restart it with `{start}`",
+                "a VM answers on {} but {} is missing: was it started by an older `cargo xtask vm`? \
+                 Restart it with `{start}`",
                 qmp.display(),
                 file.display()
             )
@@ -182,7 +183,8 @@ pub fn run(args: &VmArgs) -> Result<()> {
 fn announce_gdb(running: &RunningVm, socket: &Path, waits: bool) {
     if waits {
         eprintln!(
-            "vm: QEMU waits for gdb before the first instruction: nothing happens on this console              until gdb continues the VM"
+            "vm: QEMU waits for gdb before the first instruction: nothing happens on \
+             this console until gdb continues the VM"
         );
     }
     eprintln!(
