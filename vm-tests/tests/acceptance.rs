@@ -500,7 +500,7 @@ fn batches_within<'a>(keys: &[&'a str], queue_bytes: usize) -> Result<Vec<Vec<&'
 /// rmmod leaves IRQ 1 without any action.
 fn robust_unload_reload_20_cycles_while_keys_arrive(s: Subject) -> Result<()> {
     const CYCLES: usize = 20;
-    const CYCLE_TIMEOUT: Duration = Duration::from_secs(120);
+    let cycle_timeout = Duration::from_secs(120) * s.slowdown();
     const KEY_PAUSE: Duration = Duration::from_millis(5);
     let d = s.driver;
     let (name, irq_name, module, mode) = (d.name(), d.irq_name(), d.module_path(), d.mode_name());
@@ -546,7 +546,7 @@ echo ok > /tmp/cycles.done
         // whatever the driver's state (bytes sent while it is unloaded stay
         // in the controller or are dropped by QEMU's queue).
         let keys = ["a", "up", "s", "kp_enter", "d", "ctrl_r", "f"];
-        let deadline = Instant::now() + CYCLE_TIMEOUT;
+        let deadline = Instant::now() + cycle_timeout;
         let mut pressed = 0;
         let done = loop {
             let key = keys[pressed % keys.len()];
@@ -562,7 +562,7 @@ echo ok > /tmp/cycles.done
             if Instant::now() > deadline {
                 bail!(
                     "the cycles did not end within {} s; output so far:\n{}",
-                    CYCLE_TIMEOUT.as_secs(),
+                    cycle_timeout.as_secs(),
                     read_file(m, "/tmp/cycles.out")?
                 );
             }
