@@ -151,12 +151,12 @@ impl Subject {
     }
 
     /// How many times longer than on the lab kernel a test's long waits
-    /// may take: 5 on the debug kernel, whose checkers (KASAN, lockdep,
+    /// may take: 3 on the debug kernel, whose checkers (KASAN, lockdep,
     /// DEBUG_KOBJECT_RELEASE's delayed releases) made one rmmod/insmod
     /// cycle take about 10 s under TCG on a loaded 2-core machine
     /// (2026-12-02), 1 elsewhere.
     pub fn slowdown(&self) -> u32 {
-        if self.kernel == "debug" { 5 } else { 1 }
+        if self.kernel == "debug" { 3 } else { 1 }
     }
 
     /// [`Subject::vm`] with a test variant of the SSDT
