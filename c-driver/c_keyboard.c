@@ -58,7 +58,7 @@
  * Bytes read at most while draining stale input at probe: the controller's
  * buffer holds one byte, QEMU's keyboard queue 16 more.
  */
-#define C_KBD_MAX_DRAIN		16
+#define C_KBD_MAX_DRAIN		(1 + 16)
 
 /* Bytes between the hard handler and the work item; a power of two. */
 #define C_KBD_FIFO_SIZE		256

@@ -162,9 +162,11 @@ const IRQ_INDEX: u32 = 0;
 
 /// Upper bound on the bytes read while draining the controller at probe.
 ///
-/// The controller's output buffer holds one byte, and QEMU's keyboard queues at most 16 more;
-/// the bound keeps probe finite even if the status register were stuck at "full".
-const MAX_DRAIN: usize = 16;
+/// The controller's output buffer holds one byte, and QEMU's keyboard queues at most 16 more,
+/// so up to 17 stale bytes are there when keys came in while no driver was bound (the debug
+/// kernel's slow unload leaves that much time); the bound keeps probe finite even if the status
+/// register were stuck at "full".
+const MAX_DRAIN: usize = 1 + 16;
 
 /// Name of the interrupt handler, as shown in `/proc/interrupts`.
 const IRQ_NAME: &CStr = c"rust_keyboard_irq";
