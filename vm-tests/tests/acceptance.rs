@@ -506,7 +506,8 @@ fn robust_unload_reload_20_cycles_while_keys_arrive(s: Subject) -> Result<()> {
     let (name, irq_name, module, mode) = (d.name(), d.irq_name(), d.module_path(), d.mode_name());
     let dev = kbd::DEV_NODE;
     let dbg = d.debugfs_dir();
-    let bound = format!("{}/{DEVICE}", d.driver_dir());
+    let driver_dir = d.driver_dir();
+    let bound = format!("{driver_dir}/{DEVICE}");
     let arg = d.insmod_args();
     // The device node comes and goes with the Rust driver; the C twin has
     // none, and must not create one.
@@ -526,6 +527,14 @@ while [ $i -le {CYCLES} ]; do
     [ ! -e /sys/module/{name} ] || fail "module still loaded after rmmod"
     [ ! -e {dev} ] || fail "{dev} still exists after rmmod"
     [ ! -e {dbg} ] || fail "{dbg} still exists after rmmod"
+    # The debug kernel's DEBUG_KOBJECT_RELEASE delays the release of the
+    # driver's kobject (and its sysfs directory) by up to seconds: an insmod
+    # before it is gone fails with "sysfs: cannot create duplicate filename".
+    n=0
+    while [ -e {driver_dir} ]; do
+        [ $n -lt 100 ] || fail "{driver_dir} still exists 10 s after rmmod"
+        sleep 0.1; n=$((n + 1))
+    done
     insmod {module} {arg} || fail "insmod failed"
     [ -e {bound} ] || fail "{DEVICE} not bound after insmod"
     [ "$(grep -c {irq_name} /proc/interrupts)" = 1 ] || fail "{irq_name} not registered once"
