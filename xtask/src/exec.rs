@@ -324,23 +324,22 @@ fn counter(title: &str, units: &Units) -> ProgressBar {
         Some(total) => ProgressBar::new(total),
         None => ProgressBar::new_spinner(),
     };
-    if let Ok(style) = ProgressStyle::with_template(&template) {
-        bar.set_style(style);
-    }
-    bar.set_prefix(title.to_string());
-    if console_is_interactive() {
-        bar.enable_steady_tick(Duration::from_millis(120));
-    } else {
-        eprintln!("  {title} ...");
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar
+    styled(bar, &template, title)
 }
 
 /// A spinner with a title; quiet (no redraws) when stderr is not a terminal.
 pub fn progress(title: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
-    if let Ok(style) = ProgressStyle::with_template("  {spinner} {prefix} [{elapsed}] {wide_msg}") {
+    styled(
+        ProgressBar::new_spinner(),
+        "  {spinner} {prefix} [{elapsed}] {wide_msg}",
+        title,
+    )
+}
+
+/// `bar` drawn with `template` and titled `title`: redrawn on a terminal,
+/// hidden otherwise (where one `<title> ...` line says it started).
+fn styled(bar: ProgressBar, template: &str, title: &str) -> ProgressBar {
+    if let Ok(style) = ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
     bar.set_prefix(title.to_string());

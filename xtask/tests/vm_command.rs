@@ -7,12 +7,11 @@
 //! Needs `$LAB_ARTIFACTS` (set by `cargo xtask test`); fails, never skips,
 //! without it.
 
-use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{Killed, lab_artifacts, wait_for};
+use common::{Killed, lab_artifacts};
 
 /// How long the boot may take (a TCG boot takes about 2 s on 2 cores).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -35,17 +34,7 @@ fn vm_boots_with_an_empty_cache_and_keeps_its_console_log() {
             .spawn()
             .unwrap(),
     );
-    let status = wait_for("`xtask vm` to exit", BOOT_TIMEOUT, || {
-        child.0.try_wait().unwrap()
-    });
-    let mut stderr = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) = child.wait_with_stderr("`xtask vm` to exit", BOOT_TIMEOUT);
     let log = cache.path().join("logs/vm-console.log");
     assert!(status.success(), "`xtask vm` failed ({status}):\n{stderr}");
     assert!(stderr.contains(&log.display().to_string()), "{stderr}");

@@ -8,7 +8,7 @@
 //! Needs `$LAB_ARTIFACTS` (set by `cargo xtask test`); fails, never skips,
 //! without it.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -42,19 +42,8 @@ fn xtask(cache: &Path, args: &[&str]) -> Said {
             .spawn()
             .unwrap(),
     );
-    let status = wait_for(
-        &format!("`xtask {}` to exit", args.join(" ")),
-        BOOT_TIMEOUT,
-        || child.0.try_wait().unwrap(),
-    );
-    let mut stderr = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    let (status, stderr) =
+        child.wait_with_stderr(&format!("`xtask {}` to exit", args.join(" ")), BOOT_TIMEOUT);
     Said { status, stderr }
 }
 

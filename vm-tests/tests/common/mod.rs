@@ -37,10 +37,8 @@ pub const DEVICE: &str = "KBD0001:00";
 pub const ACPI_DEV: &str = "/sys/bus/acpi/devices/KBD0001:00";
 /// The platform device created for it.
 pub const PLATFORM_DEV: &str = "/sys/bus/platform/devices/KBD0001:00";
-/// The driver's directory in sysfs and the bound device in it.
+/// The Rust driver's directory in sysfs.
 pub const DRIVER_DIR: &str = "/sys/bus/platform/drivers/rust_keyboard";
-/// The bound device in the driver's directory.
-pub const BOUND: &str = "/sys/bus/platform/drivers/rust_keyboard/KBD0001:00";
 /// The module inside the initramfs.
 pub const MODULE: &str = "/lib/modules/rust_keyboard.ko";
 /// The test-only IRQ sharer inside the initramfs (vm-tests/guest-modules).
@@ -284,15 +282,10 @@ pub fn show<T: ToString>(items: &[T]) -> String {
 }
 
 /// Kernel messages at warning level or worse (`<0>`..`<4>` in `dmesg -r`)
-/// from the module's first load on, except the out-of-tree taint notice,
-/// lines matching `allowed`, and the clocksource watchdog's complaints about
-/// the TSC (TCG on a busy host makes the emulated TSC drift; nothing to do
-/// with the driver).
-pub fn warnings_since_module_load(m: &mut Machine, allowed: Option<&Regex>) -> Result<Vec<String>> {
-    warnings_since_load_of(m, RUST, allowed)
-}
-
-/// [`warnings_since_module_load`] from the first load of `driver`'s module.
+/// from the first load of `driver`'s module on, except the out-of-tree
+/// taint notice, lines matching `allowed`, and the clocksource watchdog's
+/// complaints about the TSC (TCG on a busy host makes the emulated TSC
+/// drift; nothing to do with the driver).
 pub fn warnings_since_load_of(
     m: &mut Machine,
     driver: Driver,
@@ -349,13 +342,8 @@ pub fn device_message_of(driver: Driver, before: &str, after: &str) -> Result<Re
     ))?)
 }
 
-/// Devices bound to the Rust driver (entries of its sysfs directory that
-/// name a device).
-pub fn bound_devices(m: &mut Machine) -> Result<Vec<String>> {
-    bound_devices_of(m, RUST)
-}
-
-/// Devices bound to `driver`.
+/// Devices bound to `driver` (entries of its sysfs directory that name a
+/// device).
 pub fn bound_devices_of(m: &mut Machine, driver: Driver) -> Result<Vec<String>> {
     let out = m.succeed(&format!("ls {}", driver.driver_dir()))?;
     Ok(out

@@ -5,7 +5,8 @@
 #![allow(dead_code)]
 
 use std::ffi::OsString;
-use std::process::Child;
+use std::io::Read;
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// `$LAB_ARTIFACTS`, which `cargo xtask test` sets; the test fails, never
@@ -20,6 +21,20 @@ pub fn lab_artifacts() -> OsString {
 
 /// A child process killed when dropped (a failed assertion included).
 pub struct Killed(pub Child);
+
+impl Killed {
+    /// Waits (bounded by `timeout`, panicking with `what` after it) for the
+    /// child to exit, then returns its status and everything it wrote to
+    /// its piped stderr (its output must be small enough for the pipe).
+    pub fn wait_with_stderr(&mut self, what: &str, timeout: Duration) -> (ExitStatus, String) {
+        let status = wait_for(what, timeout, || self.0.try_wait().unwrap());
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.0.stderr.take() {
+            pipe.read_to_string(&mut stderr).unwrap();
+        }
+        (status, stderr)
+    }
+}
 
 impl Drop for Killed {
     fn drop(&mut self) {
