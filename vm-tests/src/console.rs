@@ -157,6 +157,22 @@ impl ConsoleBuffer {
         String::from_utf8_lossy(&self.partial).into_owned()
     }
 
+    /// The first line at or after line `cursor` that matches `re`, and the
+    /// cursor that consumes it.
+    ///
+    /// The unterminated last line (e.g. a prompt) is matched too. It is line
+    /// number `lines().len()` once its newline arrives, and the returned
+    /// cursor is past it, so a line matched while it was still partial is
+    /// not matched again when it completes.
+    pub fn find_line(&self, cursor: usize, re: &regex::Regex) -> Option<(usize, String)> {
+        if let Some(i) = self.lines.iter().skip(cursor).position(|l| re.is_match(l)) {
+            return Some((cursor + i + 1, self.lines[cursor + i].clone()));
+        }
+        let partial = self.partial_line();
+        (cursor <= self.lines.len() && re.is_match(&partial))
+            .then(|| (self.lines.len() + 1, partial))
+    }
+
     /// The first line reporting a kernel problem.
     pub fn problem(&self) -> Option<&str> {
         self.problem.as_deref()
@@ -348,6 +364,22 @@ fn follow_loop(mut file: File, shared: &Shared, stop: &AtomicBool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_matched_while_partial_is_consumed_when_it_completes() {
+        let re = regex::Regex::new("marker-(one|two)").unwrap();
+        let mut b = ConsoleBuffer::default();
+        b.push_bytes(b"boot\nmarker-one");
+        let (cursor, line) = b.find_line(0, &re).unwrap();
+        assert_eq!(line, "marker-one");
+        assert_eq!(b.find_line(cursor, &re), None);
+        b.push_bytes(b"\r\n");
+        assert_eq!(b.find_line(cursor, &re), None);
+        b.push_bytes(b"marker-two\r\n");
+        assert_eq!(b.find_line(cursor, &re), Some((3, "marker-two".into())));
+        // A complete line is consumed the same way.
+        assert_eq!(b.find_line(0, &re), Some((2, "marker-one".into())));
+    }
 
     #[test]
     fn lines_and_problems() {

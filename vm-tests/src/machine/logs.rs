@@ -33,8 +33,8 @@ impl Machine {
     /// Waits until a console line matches `regex` and returns that line.
     ///
     /// Lines are consumed: the search starts after the line matched by the
-    /// previous call (the unterminated last line, e.g. a prompt, is matched
-    /// too but not consumed).
+    /// previous call. The unterminated last line (e.g. a prompt) is matched
+    /// too, and consumed like the others ([`ConsoleBuffer::find_line`](crate::console::ConsoleBuffer::find_line)).
     pub fn wait_for_console_text(&mut self, regex: &str, timeout: Duration) -> Result<String> {
         let re = Regex::new(regex)?;
         self.wait_until(
@@ -43,14 +43,7 @@ impl Machine {
             |m| m.console.wait_for_output(SLICE),
             |m| {
                 let cursor = m.console_cursor;
-                let found = m.console.with(|b| {
-                    let lines = b.lines();
-                    if let Some(i) = lines.iter().skip(cursor).position(|l| re.is_match(l)) {
-                        return Some((cursor + i + 1, lines[cursor + i].clone()));
-                    }
-                    let partial = b.partial_line();
-                    re.is_match(&partial).then_some((cursor, partial))
-                });
+                let found = m.console.with(|b| b.find_line(cursor, &re));
                 Ok(found.map(|(next, line)| {
                     m.console_cursor = next;
                     line
