@@ -93,11 +93,12 @@ pub fn provision(repo: &Path, cache: &Cache, pins: &Pins) -> Result<Toolchain> {
     }
     let bindgen = install_crate(cache, &pins.bindgen.name, &pins.bindgen.version, "bindgen")?;
     // Real paths: they are part of the kernel build's identity and of the
-    // objects (RUST_LIB_SRC, remaps), so a cache whose `src/` is a link to
-    // another cache's shares that cache's kernel builds instead of redoing
-    // them.
+    // objects (RUST_LIB_SRC, remaps, BINDGEN), so a cache whose `src/` and
+    // `tools/` are links to another cache's shares that cache's kernel
+    // builds instead of redoing them.
     let kernel_root = kernel_root.canonicalize()?;
     let rust_lib_src = rust_lib_src.canonicalize()?;
+    let bindgen = bindgen.canonicalize()?;
     Ok(Toolchain {
         kernel_src: kernel_root,
         kernel_version: kernel_pin.version,
