@@ -59,14 +59,18 @@
       });
 
       # Derivations only (`nix flake check` refuses anything else).
-      checks = forAllSystems (lab: {
-        fmt = lab.cargoFmt;
-        clippy = lab.cargoClippy;
-        module-lint = lab.moduleLint;
-        test = lab.cargoTest;
-        vm-tests = lab.vmTests;
-        nix-format = lab.nixFormat;
-      });
+      checks = forAllSystems (lab:
+        {
+          fmt = lab.cargoFmt;
+          clippy = lab.cargoClippy;
+          module-lint = lab.moduleLint;
+          test = lab.cargoTest;
+          vm-tests = lab.vmTests;
+          nix-format = lab.nixFormat;
+        }
+        # compile-fail-<name>: the exercises' Rust compile-fail tests.
+        // lib.listToAttrs (map (check: lib.nameValuePair "compile-fail-${check.passthru.exerciseName}" check)
+          lab.compileFailChecks));
 
       devShells = forAllSystems (lab: {default = lab.devShell;});
 

@@ -58,6 +58,10 @@ pub enum Command {
     /// kernel's lint set (kbuild's `make CLIPPY=1`) and rustfmt with the
     /// kernel's .rustfmt.toml; fails on any finding, naming file:line.
     Lint(LintArgs),
+    /// The exercises' compile-fail tests: each [[compile_fail]] directory of
+    /// kernel/kernels.toml built against the lab kernel must fail with
+    /// exactly its expected rustc error codes, and build with FIXED=1.
+    CompileFail(CompileFailArgs),
     /// Document the module beside the kernel crates (the kernel's
     /// `make rustdoc`) in <cache>/doc, offline; prints the page to open.
     Doc(DocArgs),
@@ -204,6 +208,31 @@ pub struct LintArgs {
     /// flake's check allows the lints its newer clippy adds).
     #[arg(long, value_name = "LINT")]
     pub allow: Vec<String>,
+    /// The toolchain (with --kdir).
+    #[command(flatten)]
+    pub tools: ToolArgs,
+}
+
+/// Arguments of `compile-fail`.
+#[derive(Args)]
+pub struct CompileFailArgs {
+    /// The kernel build tree (default: the host path's lab kernel, built if
+    /// needed); with it, one --src and its --error codes.
+    #[arg(long, requires_all = ["src", "errors", "out"])]
+    pub kdir: Option<PathBuf>,
+    /// The compile-fail directory (with --kdir).
+    #[arg(long, requires = "kdir")]
+    pub src: Option<PathBuf>,
+    /// A rustc error code the build must fail with (repeatable; with --kdir).
+    #[arg(long = "error", value_name = "CODE", requires = "kdir")]
+    pub errors: Vec<String>,
+    /// Where the objects go (with --kdir; default: the cache).
+    #[arg(long, requires = "kdir")]
+    pub out: Option<PathBuf>,
+    /// Check only this entry of kernel/kernels.toml (its directory's last
+    /// component; repeatable).
+    #[arg(long, value_name = "NAME", conflicts_with = "kdir")]
+    pub only: Vec<String>,
     /// The toolchain (with --kdir).
     #[command(flatten)]
     pub tools: ToolArgs,

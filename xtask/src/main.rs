@@ -43,6 +43,7 @@ fn main() {
         Command::Repro(args) => commands::repro::run(&args),
         Command::RustAnalyzer(args) => commands::rust_analyzer::run(&args),
         Command::Lint(args) => commands::lint::run(&args),
+        Command::CompileFail(args) => commands::compile_fail::run(&args),
         Command::Doc(args) => commands::doc::run(&args),
         Command::Watch(args) => commands::watch::run(&args),
         Command::RaCheck(args) => commands::ra_check::run(&args),

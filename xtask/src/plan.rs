@@ -58,13 +58,39 @@ pub struct ModuleSpec {
     pub description: String,
 }
 
-/// The file's shape: `[[kernel]]` and `[[module]]` tables.
+/// One compile-fail module directory of `kernel/kernels.toml`: Rust code
+/// that must not build against the lab kernel, failing with exactly the
+/// `errors` given, and that must build with `FIXED=1` (its correct code).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileFailSpec {
+    /// The directory (with its Kbuild file), relative to the checkout.
+    pub dir: String,
+    /// What it shows, shown in the progress output.
+    pub description: String,
+    /// The rustc error codes the build must fail with (`E0597`), all of
+    /// them and no other.
+    pub errors: Vec<String>,
+}
+
+impl CompileFailSpec {
+    /// Its name: the directory's last component (`checks.compile-fail-<name>`
+    /// in the flake, `--only <name>` of `xtask compile-fail`).
+    pub fn name(&self) -> &str {
+        self.dir.rsplit('/').next().unwrap_or(&self.dir)
+    }
+}
+
+/// The file's shape: `[[kernel]]`, `[[module]]` and `[[compile_fail]]`
+/// tables.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KernelsFile {
     kernel: Vec<KernelSpec>,
     #[serde(default)]
     module: Vec<ModuleSpec>,
+    #[serde(default)]
+    compile_fail: Vec<CompileFailSpec>,
 }
 
 /// The text of `kernel/kernels.toml` of the checkout `repo`.
@@ -104,6 +130,50 @@ pub fn parse_modules(text: &str, repo: &Path) -> Result<Vec<ModuleSpec>> {
         }
     }
     Ok(modules)
+}
+
+/// Reads and checks the compile-fail directories of `kernel/kernels.toml`
+/// of the checkout `repo`.
+pub fn load_compile_fail(repo: &Path) -> Result<Vec<CompileFailSpec>> {
+    let (path, text) = read(repo)?;
+    parse_compile_fail(&text, repo)
+        .with_context(|| format!("in the kernel list {}", path.display()))
+}
+
+/// Parses and checks the `[[compile_fail]]` entries of kernel list text:
+/// each with a Kbuild file, a unique name, not also a `[[module]]` (the
+/// build would fail), and at least one error code of rustc's form `E0123`.
+pub fn parse_compile_fail(text: &str, repo: &Path) -> Result<Vec<CompileFailSpec>> {
+    let file = toml::from_str::<KernelsFile>(text)?;
+    let entries = file.compile_fail;
+    for (i, c) in entries.iter().enumerate() {
+        if entries[..i].iter().any(|o| o.name() == c.name()) {
+            bail!("compile-fail name {:?} is listed twice", c.name());
+        }
+        if file.module.iter().any(|m| m.dir == c.dir) {
+            bail!(
+                "{:?} is both a [[module]] and a [[compile_fail]] directory",
+                c.dir
+            );
+        }
+        if !repo.join(&c.dir).join("Kbuild").is_file() {
+            bail!("compile-fail directory {:?} has no Kbuild file", c.dir);
+        }
+        if c.errors.is_empty() {
+            bail!("compile-fail directory {:?} expects no error code", c.dir);
+        }
+        for e in &c.errors {
+            let valid =
+                e.len() == 5 && e.starts_with('E') && e[1..].bytes().all(|b| b.is_ascii_digit());
+            if !valid {
+                bail!(
+                    "compile-fail directory {:?}: {e:?} is not a rustc error code (E0123)",
+                    c.dir
+                );
+            }
+        }
+    }
+    Ok(entries)
 }
 
 /// Parses and checks kernel list text: unique, path-safe names, the lab
@@ -292,6 +362,51 @@ mod tests {
             (format!("{lab}{}", module("kernel")), "no Kbuild"),
         ] {
             let err = format!("{:#}", parse_modules(&text, &repo()).unwrap_err());
+            assert!(err.contains(why), "{why}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_compile_fail_directories_are_checked() {
+        let entries = load_compile_fail(&repo()).unwrap();
+        assert!(
+            entries.iter().any(|c| c.name() == "free_before_free_irq"),
+            "{entries:?}"
+        );
+        let lab = entry("lab", "lab.config", "always");
+        let dir = "exercises/rust-compile-fail/free_before_free_irq";
+        let cf = |dir: &str, errors: &str| {
+            format!("[[compile_fail]]\ndir = \"{dir}\"\ndescription = \"d\"\nerrors = [{errors}]\n")
+        };
+        assert_eq!(
+            parse_compile_fail(&format!("{lab}{}", cf(dir, "\"E0597\"")), &repo()).unwrap()[0]
+                .errors,
+            ["E0597"]
+        );
+        for (text, why) in [
+            (format!("{lab}{}", cf(dir, "")), "expects no error code"),
+            (
+                format!("{lab}{}", cf(dir, "\"0597\"")),
+                "not a rustc error code",
+            ),
+            (
+                format!("{lab}{}", cf(dir, "\"E05970\"")),
+                "not a rustc error code",
+            ),
+            (format!("{lab}{}", cf("kernel", "\"E0597\"")), "no Kbuild"),
+            (
+                format!("{lab}{}{}", cf(dir, "\"E0597\""), cf(dir, "\"E0505\"")),
+                "listed twice",
+            ),
+            (
+                format!(
+                    "{lab}[[module]]\ndir = \"{dir}\"\ndescription = \"d\"\n{}",
+                    cf(dir, "\"E0597\"")
+                ),
+                "both a [[module]]",
+            ),
+        ] {
+            let err = format!("{:#}", parse_compile_fail(&text, &repo()).unwrap_err());
             assert!(err.contains(why), "{why}: {err}");
         }
     }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod build;
 pub mod checkpatch;
+pub mod compile_fail;
 pub mod doc;
 pub mod gdb;
 pub mod keys;

@@ -3,6 +3,7 @@
 //! the single-step commands) run exactly the same code.
 
 pub mod artifacts;
+pub mod compile_fail;
 pub mod doc;
 pub mod initramfs;
 pub mod kbuild;
