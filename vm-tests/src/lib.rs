@@ -90,5 +90,5 @@ pub use artifacts::Artifacts;
 pub use error::{Error, Result};
 pub use interrupts::{Interrupts, IrqLine};
 pub use machine::{Machine, run_test};
-pub use qemu::{ConsoleMode, Display, Firmware, GdbStub, MachineType, VmConfig};
+pub use qemu::{ConsoleMode, Display, GdbStub, MachineType, VmConfig};
 pub use qmp::QmpClient;

@@ -82,33 +82,6 @@ impl MachineType {
     }
 }
 
-/// The firmware QEMU runs before the kernel (`-kernel` boots it through
-/// the firmware's Linux loader either way).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Firmware {
-    /// qboot (`-bios qboot.rom`, shipped with QEMU): a minimal BIOS that
-    /// loads the ACPI tables, the kernel and the initramfs from fw_cfg and
-    /// jumps to the kernel, without SeaBIOS's device scan and boot menu.
-    #[default]
-    Qboot,
-    /// SeaBIOS, QEMU's default BIOS (no `-bios`).
-    SeaBios,
-}
-
-impl Firmware {
-    /// The QEMU arguments that select it.
-    fn qemu_args(self) -> Vec<OsString> {
-        match self {
-            Firmware::Qboot => os_args(&["-bios", QBOOT_ROM]),
-            Firmware::SeaBios => Vec::new(),
-        }
-    }
-}
-
-/// qboot's image, found in QEMU's data directory (`-L`, Debian's
-/// /usr/share/qemu, Nix's `$out/share/qemu`).
-pub const QBOOT_ROM: &str = "qboot.rom";
-
 /// What the VM's screen is shown on. Keys typed into a window (or a VNC
 /// viewer) reach the guest's PS/2 keyboard.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -157,8 +130,6 @@ pub struct VmConfig {
     pub(crate) cpus: u32,
     /// The machine type.
     pub(crate) machine: MachineType,
-    /// The firmware.
-    pub(crate) firmware: Firmware,
     /// The accelerator.
     pub(crate) accel: Accel,
     /// Where the screen is shown.
@@ -183,7 +154,7 @@ pub struct VmConfig {
 
 impl VmConfig {
     /// A VM booting `kernel` and `initramfs` without SSDT, with the defaults:
-    /// 256 MiB, 1 vCPU, `pc`, qboot, accelerator from [`accel::chosen`] (decided
+    /// 256 MiB, 1 vCPU, `pc`, accelerator from [`accel::chosen`] (decided
     /// once per process, `LAB_ACCEL` honoured), no GUI, console to stdio,
     /// boot timeout 120 s.
     pub fn new(kernel: impl Into<PathBuf>, initramfs: impl Into<PathBuf>) -> Result<Self> {
@@ -196,7 +167,6 @@ impl VmConfig {
             memory_mib: 256,
             cpus: 1,
             machine: MachineType::Pc,
-            firmware: Firmware::default(),
             accel: accel::chosen()?,
             display: Display::None,
             console: ConsoleMode::Stdio { log: None },
@@ -261,12 +231,6 @@ impl VmConfig {
     /// Sets the machine type.
     pub fn with_machine(mut self, machine: MachineType) -> Self {
         self.machine = machine;
-        self
-    }
-
-    /// Sets the firmware (default [`Firmware::Qboot`]).
-    pub fn with_firmware(mut self, firmware: Firmware) -> Self {
-        self.firmware = firmware;
         self
     }
 
@@ -452,8 +416,7 @@ impl VmConfig {
     }
 
     /// The bare machine: no default devices or config files, no reboot (a
-    /// panicking guest ends QEMU), machine type, firmware, accelerator,
-    /// memory, CPUs.
+    /// panicking guest ends QEMU), machine type, accelerator, memory, CPUs.
     fn machine_args(&self) -> Vec<OsString> {
         let mut a = os_args(&[
             "-name",
@@ -464,7 +427,6 @@ impl VmConfig {
             "-machine",
             self.machine.name(),
         ]);
-        a.extend(self.firmware.qemu_args());
         a.extend(self.accel.qemu_args().into_iter().map(OsString::from));
         a.extend(os_args(&[
             "-m",
@@ -710,7 +672,6 @@ mod tests {
             memory_mib: 256,
             cpus: 1,
             machine: MachineType::Pc,
-            firmware: Firmware::Qboot,
             accel: Accel::tcg("test"),
             display: Display::None,
             console: ConsoleMode::LogFile("/logs/t.console.log".into()),
@@ -761,8 +722,6 @@ mod tests {
                 "-no-reboot",
                 "-machine",
                 "pc",
-                "-bios",
-                "qboot.rom",
                 "-accel",
                 "tcg",
                 "-m",
@@ -807,7 +766,6 @@ mod tests {
             .with_cpus(2)
             .with_machine(MachineType::Q35)
             .with_accel(kvm())
-            .with_firmware(Firmware::SeaBios)
             .with_display(Display::Window)
             .with_console(ConsoleMode::Stdio {
                 log: Some("/l/vm,1.log".into()),
@@ -876,7 +834,6 @@ mod tests {
         );
         assert_eq!(after(&a, "-acpitable"), ["file=/a/acpi/ssdt,,1.aml"]);
         assert_eq!(after(&a, "-machine"), ["pc"]);
-        assert_eq!(after(&a, "-bios"), ["qboot.rom"]);
         assert_eq!(after(&a, "-accel"), ["tcg"]);
         assert!(!a.iter().any(|x| x == "kvm"));
         assert!(a.contains(&"-no-reboot".to_owned()));
