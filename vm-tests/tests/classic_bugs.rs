@@ -7,7 +7,9 @@
 //!
 //! * `ex1_sleep_in_hard_handler`: a key; DEBUG_ATOMIC_SLEEP's `BUG: sleeping
 //!   function called from invalid context at kernel/locking/mutex.c`, in
-//!   hard IRQ context, with the handler in the call trace;
+//!   hard IRQ context, with the handler in the call trace, and lockdep's
+//!   `BUG: Invalid wait context` for the same mutex (a sleeping lock, wait
+//!   type 4, in hard IRQ context, 3);
 //! * `ex2_unread_data_port`: six bytes of keys give one interrupt and no
 //!   byte read (the edge-triggered line never rises again); the keys are
 //!   lost: the correct C driver, loaded next, gets only the keys pressed
@@ -188,9 +190,12 @@ fn ex1_sleep_in_hard_handler() -> Result<()> {
     const MODULE: &str = "bug_sleep_in_hard_handler";
     const REPORT: &str =
         "BUG: sleeping function called from invalid context at kernel/locking/mutex.c";
+    // lockdep's wait-type check reports the same mutex right after.
+    const WAIT_REPORT: &str = "BUG: Invalid wait context";
     run(debug_vm("ex1")?, |m| {
         load(m, MODULE)?;
         m.expect_kernel_report(REPORT);
+        m.expect_kernel_report(WAIT_REPORT);
         let bytes = press_and_log(m, MODULE, &["a"], 0)?;
         let report = m.wait_for_kernel_report(REPORT, REPORT_WAIT)?;
         eprintln!("report: {report}");
@@ -201,6 +206,13 @@ fn ex1_sleep_in_hard_handler() -> Result<()> {
             REPORT_WAIT,
         )
         .context("the report's call trace does not name the handler")?;
+        // lockdep: a sleeping lock (wait type 4) taken in hard IRQ context (3).
+        m.wait_for_kernel_report(WAIT_REPORT, REPORT_WAIT)?;
+        m.wait_for_console_text(
+            r"\(mutex_\)\{[^}]*\}-\{4:4\}, at: bug_sleep_irq\+",
+            REPORT_WAIT,
+        )
+        .context("lockdep's report does not name the handler's mutex")?;
         // The key itself still went through.
         let c = BugCounters::read(m, MODULE)?;
         ensure!(
