@@ -2,8 +2,8 @@
 //! side by side in one run, alternating, over several rounds; writes
 //! `report.md`, `report.json` and `boot-timeline.svg`.
 //!
-//! Every round runs, each pair in alternating order (the first of a pair
-//! goes first in odd rounds, second in even ones):
+//! Every round runs every pair, in alternating order (the lab's side first
+//! in odd rounds, the bare tool's first in even ones):
 //! * (a) one VM test, [`Machine::start`] of the lab artifacts, the driver
 //!   found bound in sysfs, [`Machine::shutdown`]; and a bare QEMU of the
 //!   same command line ([`super::bare`]), timed to `LAB-INIT-READY`;
@@ -321,15 +321,16 @@ struct Round {
 }
 
 impl Bench<'_> {
-    /// One round: every pair, the first of each first when `round` is odd.
+    /// One round: every pair, the lab's side first in odd rounds, the bare
+    /// tool's first in even ones (the warm-up round is round 0).
     fn round(&mut self, round: usize) -> Result<Round> {
         let odd = round % 2 == 1;
         let mut values: Values = vec![("load_1min", vec![Load::now()?.one])];
         // (a)
         let mut a = Vec::new();
         let mut bare_command = String::new();
-        for first in [odd, !odd] {
-            if first {
+        for lab_turn in [odd, !odd] {
+            if lab_turn {
                 a.extend(self.vm_test(round)?);
             } else {
                 let (v, c) = self.bare_boot(round)?;
@@ -339,8 +340,8 @@ impl Bench<'_> {
         }
         values.extend(a);
         // (b)
-        for first in [odd, !odd] {
-            if first {
+        for lab_turn in [odd, !odd] {
+            if lab_turn {
                 values.push(("noop_cargo_xtask_build", vec![self.noop_cargo_build()?]));
                 values.push(("noop_kernel_step", vec![self.noop_kernel_step()?]));
             } else {
@@ -439,7 +440,8 @@ impl Bench<'_> {
     fn noop_bare_make(&mut self) -> Result<f64> {
         let t = self.runner.toolchain()?.clone();
         let out = self.kernel_out()?;
-        let tree = self.host.kernel_tree(&t, LAB_KERNEL);
+        // The real path, as the kernel step's make gets it.
+        let tree = self.host.kernel_tree(&t, LAB_KERNEL).canonicalize()?;
         let src = if patches::series(&self.host.repo)?.is_empty() {
             t.kernel_src.clone()
         } else {
@@ -627,7 +629,8 @@ fn notes() -> Vec<String> {
         "Host wall time throughout; each round runs every pair, alternating which of a pair goes first; one warm-up round before is not counted.",
         "The bare QEMU is the harness's own command line (vm_tests' VmConfig::command) with the console on QEMU's stdout instead of a log file and nobody on the command channel socket (QEMU then does not wait for it).",
         "The timeline boots add `earlyprintk=ttyS0 debug loglevel=7` (the setup code prints `early console in setup code`; `loglevel=7` undoes `debug`'s console level) and SeaBIOS's debug port on the console; their cost is timeline_ready against bare_ready.",
-        "The lab kernel has X86_VERBOSE_BOOTUP and EARLY_PRINTK off: the decompressor prints nothing and the kernel's first lines arrive only when its serial console registers. The end of decompression is therefore not seen; the mark used is the kernel's clock zero (printk time 0, the TSC's initialisation early in setup_arch), placed on the host clock as the smallest arrival - stamp over the stamped lines. Later kernel marks are stamp + clock zero; probe_residual is how late the probe line arrived against that (console delay plus guest clock drift).",
+        "The lab kernel has X86_VERBOSE_BOOTUP and EARLY_PRINTK off: the decompressor prints nothing (`Decompressing Linux... Booting the kernel` are debug_putstr calls) and the kernel's first line (`Linux version`) arrives when its serial console registers in start_kernel. The end of decompression is therefore not seen: the phase after the setup code's line runs to that first kernel line and includes the early kernel.",
+        "`Run /init` and the probe line are placed at their printk stamp + the host time of the kernel clock's zero, the smallest arrival - stamp over the stamped lines of the clock's last run (on TCG the stamps start from 0 again once the TSC is calibrated; lines stamped 0 are left out). probe_residual is the probe line's arrival minus that place: the console's delay plus any drift of the guest clock.",
         "The probe line is printed by insmod in /init, before LAB-INIT-READY: the probe is a mark inside /init, not a phase after it.",
         "Key latency includes QMP's handling in QEMU, the PS/2 interrupt, the driver's work and printk's way through the 8250 console to QEMU's stdout.",
     ]
@@ -718,9 +721,10 @@ fn markdown(r: &Report) -> String {
                     (p.end - p.start) * 1000.0
                 ));
             }
-            if let Some(res) = t.probe_residual {
+            if let (Some(zero), Some(res)) = (t.clock_zero, t.probe_residual) {
                 s.push_str(&format!(
-                    "\nThe probe line arrived {:.1} ms (median) after its time stamp placed on the host clock.\n",
+                    "\nThe kernel clock's zero (its last run) fell at {zero:.3} s on the host clock (median); \
+                     the probe line arrived {:.1} ms (median) after its stamp placed there.\n",
                     res * 1000.0
                 ));
             }
@@ -760,7 +764,7 @@ fn write(out: &Path, r: &Report) -> Result<()> {
             r.date_utc
         ),
         &rows,
-        "Black tick: the probe line. Clock zero and the kernel marks come from printk time stamps aligned to the host clock (see report.md).",
+        "Black tick: the probe line. Run /init and the probe are printk stamps aligned to the host clock; the rest are arrival times (see report.md).",
     );
     let files = [
         ("report.md", markdown(r)),

@@ -175,6 +175,7 @@ mod tests {
                     end: 0.9,
                 },
             ],
+            clock_zero: None,
             probe_residual: None,
         }
     }
