@@ -45,8 +45,9 @@ pub enum Command {
     /// directories (the C twin, the test-only modules).
     Checkpatch,
     /// Benchmark: boot the VM several times, report boot-to-driver-bound
-    /// time (`bench`), or measure key throughput and latency per interrupt
-    /// mode (`bench keys`).
+    /// time (`bench`), measure key throughput and latency per interrupt
+    /// mode (`bench keys`), or write the report of the lab against the bare
+    /// tools (`bench report`).
     Bench(BenchArgs),
     /// Check that two builds from clean, in two fresh cache directories,
     /// give the same bytes (compares every artifact's sha256).
@@ -436,9 +437,10 @@ pub struct TestArgs {
 /// Arguments of `bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to measure: `boot` (boot to driver bound) or `keys` (per
+    /// What to measure: `boot` (boot to driver bound), `keys` (per
     /// interrupt mode: key events per second without loss, key latency,
-    /// counters).
+    /// counters) or `report` (the lab against the bare tools, written to
+    /// --out; always builds first).
     #[arg(value_enum, default_value_t = BenchWhat::Boot)]
     pub what: BenchWhat,
     /// Number of boots (`boot`).
@@ -453,6 +455,16 @@ pub struct BenchArgs {
     /// Key presses of the throughput burst per mode (`keys`; two events each).
     #[arg(long, default_value_t = 400)]
     pub presses: usize,
+    /// Rounds (`report`; each runs every pair once, after a warm-up round).
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Key events per round (`report`), one per QMP command.
+    #[arg(long, default_value_t = 20)]
+    pub key_events: usize,
+    /// Where `report` writes report.md, report.json and boot-timeline.svg
+    /// (default: docs/bench/ in the checkout).
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
     /// Use the artifacts as they are; do not build.
     #[arg(long)]
     pub no_build: bool,
@@ -468,6 +480,10 @@ pub enum BenchWhat {
     Boot,
     /// Key events per second and key latency, per interrupt mode.
     Keys,
+    /// The lab against the bare tools, alternating over `--rounds` rounds:
+    /// VM test vs bare QEMU, no-op builds vs bare make, module edit to
+    /// green, key latency, boot timeline; writes Markdown, JSON and SVG.
+    Report,
 }
 
 /// An interrupt mode of the driver (its `mode` parameter).

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// How a round ended.
-enum Outcome {
+pub(crate) enum Outcome {
     /// The tests passed; nextest's summary line.
     Pass(String),
     /// Some failed; nextest's summary line.
@@ -211,7 +211,7 @@ fn is_source(path: &Path) -> bool {
 }
 
 /// The nextest run of every round.
-struct Tests {
+pub(crate) struct Tests {
     nextest: PathBuf,
     repo: PathBuf,
     artifacts: PathBuf,
@@ -227,7 +227,7 @@ static ANSI: LazyLock<Regex> =
 impl Tests {
     /// nextest (installed if missing, as `cargo xtask test` does) and the
     /// test packages.
-    fn new(host: &Host, args: &[String]) -> Result<Self> {
+    pub(crate) fn new(host: &Host, args: &[String]) -> Result<Self> {
         let nextest = super::test::test_tools(host)?;
         Ok(Self {
             nextest,
@@ -241,7 +241,7 @@ impl Tests {
     /// One nextest run, its output passed through; Ctrl-C (or SIGTERM) is
     /// passed on to nextest, which stops its tests (and their QEMUs die
     /// with them).
-    fn run(&self, stop: &AtomicBool) -> Result<Outcome> {
+    pub(crate) fn run(&self, stop: &AtomicBool) -> Result<Outcome> {
         let mut c = cmd(&self.nextest, ["nextest", "run", "--workspace"]);
         if std::io::stderr().is_terminal() {
             c.arg("--color=always");

@@ -192,7 +192,7 @@ pub fn build(
 /// Takes the lock file of the kernel output directory `out`, waiting (with a
 /// message) while another build holds it. The lock is released when the
 /// returned file is dropped, or when the process dies.
-fn lock_tree(out: &Path) -> Result<std::fs::File> {
+pub(crate) fn lock_tree(out: &Path) -> Result<std::fs::File> {
     let path = out.join(LOCK);
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -1,35 +1,13 @@
-//! `cargo xtask bench`: benchmarks, not tests (they assert nothing about
-//! the numbers, only that what was measured is right).
-//!
-//! * `bench` / `bench boot`: how long the VM takes from QEMU's start until
-//!   the driver is bound, over several boots.
-//! * `bench keys`: per interrupt mode of the driver, on one VM each (booted
-//!   with `rust_keyboard.mode=N` and a third serial port, ttyS2, on a unix
-//!   socket the benchmark reads):
-//!   - latency: one key event per QMP `input-send-event`, each sent once
-//!     the previous one was read; a guest reader (`kbdtool relay`, see
-//!     `vm_tests::guest_tool`) copies every `/dev/kbd0001` line to ttyS2 at
-//!     once. The figure is a round trip on the host's clock: QMP command
-//!     sent -> QEMU's PS/2 queue -> IRQ 1 -> the driver -> the reader's
-//!     `read()` -> ttyS2 -> the host. Guest and host share no clock, so the
-//!     one-way time is not measured; two other figures bound its parts: the
-//!     echo round trip of ttyS2 alone (host -> guest `cat` -> host: about
-//!     twice the return path), and, on the guest's clock, the time from the
-//!     driver's `scancode` log line to the reader's own log record right
-//!     after its `read()` returned (both printk time stamps).
-//!   - throughput: a burst of key presses in QMP commands of 8 presses (16
-//!     bytes, QEMU's PS/2 queue), the next command once the reader has
-//!     delivered every event of the previous one (so QEMU never drops a
-//!     byte); events delivered per second, checked line by line against
-//!     the oracle (`vm_tests::kbd`): a loss or a wrong line fails the run.
-//!   - the driver's debugfs counters after the burst, against the bytes and
-//!     events sent since boot.
+//! `cargo xtask bench keys`: per interrupt mode of the driver, on one VM
+//! each (see the parent module's documentation for what is measured).
 
-use crate::cli::{BenchArgs, BenchMode, BenchWhat};
+use super::lines;
+use super::stats::Dist;
+use crate::cli::{BenchArgs, BenchMode};
 use anyhow::{Context, Result, bail, ensure};
 use regex::Regex;
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::mpsc;
@@ -37,91 +15,6 @@ use std::time::{Duration, Instant};
 use vm_tests::guest_tool;
 use vm_tests::kbd::{self, Counters, DevLine, Mode};
 use vm_tests::{Artifacts, Machine, VmConfig};
-
-/// One boot's figures.
-struct Sample {
-    /// Host wall time from `Machine::start` to the driver found bound in sysfs.
-    host_to_bound: Duration,
-    /// The guest's printk time stamp of the probe line.
-    guest_probe: f64,
-}
-
-/// `cargo xtask bench`: builds if needed, then measures.
-pub fn run(args: &BenchArgs) -> Result<()> {
-    let dir = super::artifacts(args.no_build, &args.build, false)?;
-    match args.what {
-        BenchWhat::Boot => boot_to_bound(&dir, args.runs),
-        BenchWhat::Keys => keys(&dir, args),
-    }
-}
-
-/// Boots the lab VM `runs` times and prints min / median / max.
-fn boot_to_bound(artifacts: &Path, runs: usize) -> Result<()> {
-    if runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    let artifacts = Artifacts::from_dir(artifacts)?;
-    let probe = Regex::new(r"\[\s*(\d+\.\d+)\] rust_keyboard KBD0001:00: probed")?;
-    let mut samples = Vec::new();
-    for i in 0..runs {
-        let config = VmConfig::from_artifacts(&artifacts)?.with_name(format!("bench-boot-{i}"));
-        if i == 0 {
-            eprintln!("bench: accelerator {}", config.accel());
-        }
-        let start = Instant::now();
-        let mut m = Machine::start(config)?;
-        m.wait_until_succeeds(
-            "test -e /sys/bus/platform/drivers/rust_keyboard/KBD0001:00",
-            Duration::from_secs(60),
-        )?;
-        let host_to_bound = start.elapsed();
-        let console = m.console_text();
-        let guest_probe = probe
-            .captures(&console)
-            .and_then(|c| c[1].parse::<f64>().ok())
-            .context("the console has no probe line")?;
-        m.shutdown()?;
-        eprintln!(
-            "bench: boot {}: bound after {:.2} s host wall time (probe at guest time {guest_probe:.2} s)",
-            i + 1,
-            host_to_bound.as_secs_f64()
-        );
-        samples.push(Sample {
-            host_to_bound,
-            guest_probe,
-        });
-    }
-    let mut host: Vec<f64> = samples
-        .iter()
-        .map(|s| s.host_to_bound.as_secs_f64())
-        .collect();
-    let mut guest: Vec<f64> = samples.iter().map(|s| s.guest_probe).collect();
-    println!("boot to driver bound over {runs} boots (min / median / max):");
-    println!(
-        "  host wall time, QEMU start to sysfs bound: {}",
-        stats(&mut host)
-    );
-    println!(
-        "  guest clock at the probe line:             {}",
-        stats(&mut guest)
-    );
-    Ok(())
-}
-
-/// "min / median / max" of `v`, in seconds.
-fn stats(v: &mut [f64]) -> String {
-    v.sort_by(f64::total_cmp);
-    format!(
-        "{:.2} / {:.2} / {:.2} s",
-        v[0],
-        v[v.len() / 2],
-        v[v.len() - 1]
-    )
-}
-
-// ---------------------------------------------------------------------------
-// bench keys
-// ---------------------------------------------------------------------------
 
 /// How long one key event may take to come back.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,7 +25,7 @@ const ECHOES: usize = 50;
 /// Presses per QMP command of the burst: 16 bytes of plain keys.
 const BATCH: usize = 8;
 /// Plain keys (one byte each way) used by the benchmark.
-const KEYS: [&str; 8] = ["a", "s", "d", "f", "j", "k", "l", "g"];
+pub(super) const KEYS: [&str; 8] = ["a", "s", "d", "f", "j", "k", "l", "g"];
 /// ttyS2 in the guest.
 const GUEST_TTY: &str = "/dev/ttyS2";
 
@@ -146,36 +39,11 @@ impl From<BenchMode> for Mode {
     }
 }
 
-/// Milliseconds: median and p99 (nearest rank) of a sample.
-struct Dist {
-    median: f64,
-    p99: f64,
-    min: f64,
-    max: f64,
-    n: usize,
-}
-
-impl Dist {
-    fn of(mut v: Vec<f64>) -> Option<Dist> {
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        Some(Dist {
-            median: rank(0.5),
-            p99: rank(0.99),
-            min: v[0],
-            max: v[v.len() - 1],
-            n: v.len(),
-        })
-    }
-
-    fn show(d: &Option<Dist>) -> String {
-        match d {
-            Some(d) => format!("{:.2} / {:.2} ms", d.median, d.p99),
-            None => "-".into(),
-        }
+/// "median / p99 ms" of a distribution, or "-".
+fn show(d: &Option<Dist>) -> String {
+    match d {
+        Some(d) => format!("{:.2} / {:.2} ms", d.median, d.p99),
+        None => "-".into(),
     }
 }
 
@@ -218,32 +86,10 @@ impl Serial {
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         };
-        let reader = stream.try_clone()?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("bench-serial".into())
-            .spawn(move || {
-                let mut r = BufReader::new(reader);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match r.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {
-                            let at = Instant::now();
-                            let line = String::from_utf8_lossy(&buf)
-                                .trim_end_matches(['\n', '\r'])
-                                .to_owned();
-                            if tx.send((at, line)).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            })?;
+        let lines = lines::spawn_reader(stream.try_clone()?, "bench-serial")?;
         Ok(Serial {
             writer: stream,
-            lines: rx,
+            lines,
         })
     }
 
@@ -260,7 +106,7 @@ impl Serial {
 }
 
 /// `bench keys`: every requested mode in turn, then the tables.
-fn keys(artifacts: &Path, args: &BenchArgs) -> Result<()> {
+pub fn run(artifacts: &Path, args: &BenchArgs) -> Result<()> {
     let artifacts = Artifacts::from_dir(artifacts)?;
     let modes: Vec<Mode> = if args.modes.is_empty() {
         Mode::ALL.to_vec()
@@ -488,10 +334,10 @@ fn print_tables(results: &[ModeResult], args: &BenchArgs) {
         println!(
             "  {:<10} {:>22} {:>18} {:>20} {:>22}",
             r.mode.name(),
-            Dist::show(&r.latency),
-            Dist::show(&r.qmp),
-            Dist::show(&r.echo),
-            Dist::show(&r.guest)
+            show(&r.latency),
+            show(&r.qmp),
+            show(&r.echo),
+            show(&r.guest)
         );
     }
     println!(
@@ -564,18 +410,6 @@ fn print_tables(results: &[ModeResult], args: &BenchArgs) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn distributions() {
-        let d = Dist::of((1..=100).map(f64::from).collect()).unwrap();
-        assert_eq!(
-            (d.median, d.p99, d.min, d.max, d.n),
-            (50.0, 99.0, 1.0, 100.0, 100)
-        );
-        let d = Dist::of(vec![3.0]).unwrap();
-        assert_eq!((d.median, d.p99), (3.0, 3.0));
-        assert!(Dist::of(vec![]).is_none());
-    }
 
     #[test]
     fn guest_latency_pairs_events_by_seq() {
