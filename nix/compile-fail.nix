@@ -43,6 +43,4 @@ in
       runHook postInstall
     '';
     allowedReferences = [];
-
-    passthru.exerciseName = entry.name;
   }

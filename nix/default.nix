@@ -45,13 +45,15 @@ pkgs.lib.makeScope pkgs.newScope (self: {
     kernel = self.kernelSets.lab.kernel;
     inherit (self.kernelList) moduleDirs;
   };
-  # One check per compile-fail directory, against the lab kernel.
-  compileFailChecks = map (entry:
-    self.callPackage ./compile-fail.nix {
+  # One check per compile-fail directory, against the lab kernel, named
+  # compile-fail-<name> (the flake's checks).
+  compileFailChecks = pkgs.lib.listToAttrs (map (entry:
+    pkgs.lib.nameValuePair "compile-fail-${entry.name}"
+    (self.callPackage ./compile-fail.nix {
       kernel = self.kernelSets.lab.kernel;
       inherit entry;
-    })
-  self.kernelList.compileFail;
+    }))
+  self.kernelList.compileFail);
   cargoTest = self.callPackage ./cargo-test.nix {};
   formatter = self.callPackage ./formatter.nix {};
   nixFormat = self.callPackage ./nix-format.nix {};

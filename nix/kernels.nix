@@ -1,8 +1,8 @@
 # kernel/kernels.toml, the list the host build tool reads too
 # (xtask/src/plan.rs): its kernels, with each entry's fragments as paths of
-# the checkout, its module directories and its compile-fail directories. For each kernel the flake builds
-# the kernel, every module directory against it and an initramfs holding
-# those modules (./default.nix).
+# the checkout, its module directories and its compile-fail directories.
+# For each kernel the flake builds the kernel, every module directory
+# against it and an initramfs holding those modules (./default.nix).
 {}: let
   list = builtins.fromTOML (builtins.readFile ../kernel/kernels.toml);
 in {
