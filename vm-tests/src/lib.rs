@@ -59,7 +59,8 @@
 //! * [`gdb`]: gdb on a VM's kernel through QEMU's gdb stub (the command line
 //!   of `cargo xtask gdb`, and gdb in batch mode for tests);
 //! * [`trace`]: the irq tracepoints (`irq_handler_entry`/`_exit`) through
-//!   tracefs, and a parser for their lines.
+//!   tracefs, and a parser for their lines;
+//! * [`utc`]: UTC calendar time for log names and reports.
 
 #![warn(missing_docs)]
 
@@ -83,6 +84,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod scancodes;
 pub mod trace;
+pub mod utc;
 mod wait;
 
 pub use accel::{Accel, AccelKind};
