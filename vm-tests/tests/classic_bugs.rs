@@ -9,7 +9,9 @@
 //!   function called from invalid context at kernel/locking/mutex.c`, in
 //!   hard IRQ context, with the handler in the call trace, and lockdep's
 //!   `BUG: Invalid wait context` for the same mutex (a sleeping lock, wait
-//!   type 4, in hard IRQ context, 3);
+//!   type 4, in hard IRQ context, 3); now and then also RCU's
+//!   `Illegal context switch in RCU read-side critical section`, when the
+//!   key interrupted a task inside one, and no other RCU report;
 //! * `ex2_unread_data_port`: six bytes of keys give one interrupt and no
 //!   byte read (the edge-triggered line never rises again); the keys are
 //!   lost: the correct C driver, loaded next, gets only the keys pressed
@@ -185,6 +187,58 @@ fn inject(m: &mut Machine, n: u64) -> Result<()> {
     Ok(())
 }
 
+/// The header of an RCU-lockdep report (kernel/locking/lockdep.c,
+/// `lockdep_rcu_suspicious()`).
+const RCU_REPORT: &str = "WARNING: suspicious RCU usage";
+
+/// Checks every RCU-lockdep report in the kernel `log` and returns how many
+/// there are: each must be `might_sleep()`'s own RCU check
+/// (`rcu_sleep_check()`, include/linux/rcupdate.h), whose message is
+/// `Illegal context switch in RCU[-bh|-sched] read-side critical section`.
+/// Exercise 1's hard handler borrows whatever task the key interrupted, and
+/// that task's held locks: when it was inside `rcu_read_lock()` (busybox's
+/// `poll()` in `n_tty_poll()` is, now and then), the mutex's `might_sleep()`
+/// reports that too. Whether it does depends on timing, so the count may be
+/// 0; any other RCU report is an error. The message is the report's fourth
+/// line (after the kernel's identity and a rule).
+fn rcu_reports(log: &str) -> Result<usize> {
+    let sleep_check =
+        Regex::new(r"Illegal context switch in RCU(-bh|-sched)? read-side critical section!")?;
+    let lines: Vec<&str> = log.lines().collect();
+    let mut count = 0;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains(RCU_REPORT) {
+            continue;
+        }
+        let detail = lines.get(i + 1..(i + 4).min(lines.len())).unwrap_or(&[]);
+        ensure!(
+            detail.iter().any(|l| sleep_check.is_match(l)),
+            "an RCU report that is not might_sleep()'s check: {line:?} then {detail:?}"
+        );
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[test]
+fn rcu_reports_accept_only_might_sleeps_check() -> Result<()> {
+    let report = |msg: &str| {
+        format!(
+            "[   16.20] =============================\n\
+             [   16.20] {RCU_REPORT}\n\
+             [   16.20] 7.2.0 Not tainted\n\
+             [   16.20] -----------------------------\n\
+             [   16.20] include/linux/rcupdate.h:409 {msg}!\n"
+        )
+    };
+    assert_eq!(rcu_reports("[    1.0] nothing\n")?, 0);
+    let sleep = report("Illegal context switch in RCU read-side critical section");
+    assert_eq!(rcu_reports(&format!("{sleep}{sleep}"))?, 2);
+    let other = report("suspicious rcu_dereference_check() usage");
+    assert!(rcu_reports(&format!("{sleep}{other}")).is_err());
+    Ok(())
+}
+
 #[test]
 fn ex1_sleep_in_hard_handler() -> Result<()> {
     const MODULE: &str = "bug_sleep_in_hard_handler";
@@ -196,6 +250,8 @@ fn ex1_sleep_in_hard_handler() -> Result<()> {
         load(m, MODULE)?;
         m.expect_kernel_report(REPORT);
         m.expect_kernel_report(WAIT_REPORT);
+        // Only sometimes, and checked below: see `rcu_reports`.
+        m.expect_kernel_report(RCU_REPORT);
         let bytes = press_and_log(m, MODULE, &["a"], 0)?;
         let report = m.wait_for_kernel_report(REPORT, REPORT_WAIT)?;
         eprintln!("report: {report}");
@@ -213,6 +269,8 @@ fn ex1_sleep_in_hard_handler() -> Result<()> {
             REPORT_WAIT,
         )
         .context("lockdep's report does not name the handler's mutex")?;
+        let rcu = rcu_reports(&m.kernel_log()?)?;
+        eprintln!("RCU's sleep check reported {rcu} time(s)");
         // The key itself still went through.
         let c = BugCounters::read(m, MODULE)?;
         ensure!(
