@@ -66,6 +66,7 @@
           module-lint = lab.moduleLint;
           test = lab.cargoTest;
           vm-tests = lab.vmTests;
+          vm-tests-gdb = lab.vmTestsGdb;
           nix-format = lab.nixFormat;
         }
         # compile-fail-<name>: the exercises' Rust compile-fail tests.

@@ -38,7 +38,8 @@ pkgs.lib.makeScope pkgs.newScope (self: {
   rustAnalyzerProject = self.callPackage ./rust-analyzer.nix {kernel = self.kernelSets.lab.kernel;};
   devShell = self.callPackage ./dev-shell.nix {kernel = self.kernelSets.lab.kernel;};
 
-  vmTests = self.callPackage ./vm-tests.nix {};
+  vmTests = self.callPackage ./vm-tests.nix {gdbTest = false;};
+  vmTestsGdb = self.callPackage ./vm-tests.nix {gdbTest = true;};
   cargoFmt = self.callPackage ./cargo-fmt.nix {};
   cargoClippy = self.callPackage ./cargo-clippy.nix {};
   moduleLint = self.callPackage ./module-lint.nix {

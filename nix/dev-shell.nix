@@ -1,5 +1,5 @@
 # `nix develop`: the kernel toolchain of the flake (rustc and its library
-# sources, bindgen, clang/lld/llvm, the build dependencies), QEMU, iasl,
+# sources, bindgen, clang/lld/llvm, the build dependencies), QEMU, gdb, iasl,
 # cargo and friends for the workspace, and module/rust-project.json for
 # rust-analyzer, generated on entry from the build tree (dev output) of the
 # flake's lab kernel, which the shell builds first if needed. The kernel's
@@ -15,6 +15,7 @@
   cargo,
   cargo-nextest,
   clippy,
+  gdb,
   qemu_kvm,
   rust-analyzer,
   rustfmt,
@@ -29,6 +30,7 @@
       cargo
       cargo-nextest
       clippy
+      gdb
       qemu_kvm
       rust-analyzer
       rustfmt

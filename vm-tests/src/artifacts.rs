@@ -15,6 +15,7 @@
 //! $LAB_ARTIFACTS/manifest.json        versions and toolchain of the build
 //! ```
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -238,6 +239,36 @@ pub fn kernel_tree(cache: &Path, version: &str, kernel: &str) -> PathBuf {
     kernel_build_dir(cache, version, kernel).join("build")
 }
 
+/// The environment variable that names the `O=` tree of `kernel` where it
+/// was not built in the cache (Nix: the `build/` of the kernel's `dev`
+/// output): `LAB_KERNEL_TREE_<KERNEL>`, the name in upper case with `-`
+/// as `_` (`LAB_KERNEL_TREE_DEBUG`).
+pub fn kernel_tree_env(kernel: &str) -> String {
+    format!(
+        "LAB_KERNEL_TREE_{}",
+        kernel.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// The `O=` tree of `kernel`: `$LAB_KERNEL_TREE_<KERNEL>` ([`kernel_tree_env`])
+/// when set, else the host build's [`kernel_tree`] in `cache`.
+pub fn find_kernel_tree(cache: &Path, version: &str, kernel: &str) -> PathBuf {
+    tree_or_cache(
+        std::env::var_os(kernel_tree_env(kernel)),
+        cache,
+        version,
+        kernel,
+    )
+}
+
+/// [`find_kernel_tree`] with the variable's value `var`.
+fn tree_or_cache(var: Option<OsString>, cache: &Path, version: &str, kernel: &str) -> PathBuf {
+    match var.filter(|v| !v.is_empty()) {
+        Some(tree) => PathBuf::from(tree),
+        None => kernel_tree(cache, version, kernel),
+    }
+}
+
 /// The directory of VM logs: `$LAB_LOG_DIR`, else `<cache>/logs`.
 pub fn log_dir() -> PathBuf {
     match std::env::var_os(LOG_DIR_ENV).filter(|v| !v.is_empty()) {
@@ -266,6 +297,23 @@ mod tests {
         assert!(err.contains("initramfs.cpio.gz"), "{err}");
         assert!(err.contains("cargo xtask build"), "{err}");
         assert!(Artifacts::from_dir(dir.path().join("nope")).is_err());
+    }
+
+    #[test]
+    fn a_kernel_tree_is_named_by_its_variable_or_found_in_the_cache() {
+        assert_eq!(kernel_tree_env("debug"), "LAB_KERNEL_TREE_DEBUG");
+        assert_eq!(kernel_tree_env("rust-2"), "LAB_KERNEL_TREE_RUST_2");
+        let cache = Path::new("/c");
+        let in_cache = Path::new("/c/build/kernel-7.2-debug/build");
+        assert_eq!(tree_or_cache(None, cache, "7.2", "debug"), in_cache);
+        assert_eq!(
+            tree_or_cache(Some("".into()), cache, "7.2", "debug"),
+            in_cache
+        );
+        assert_eq!(
+            tree_or_cache(Some("/nix/store/x-dev/build".into()), cache, "7.2", "debug"),
+            Path::new("/nix/store/x-dev/build")
+        );
     }
 
     #[test]

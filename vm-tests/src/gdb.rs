@@ -209,12 +209,16 @@ impl DebugKernel {
         Ok(kernel)
     }
 
-    /// The kernel `name` of an artifact directory built on this host: its
-    /// `O=` tree in the cache ([`artifacts::kernel_tree`], the version from
-    /// the manifest) and its modules in the artifact directory.
+    /// The kernel `name` of an artifact directory: its `O=` tree
+    /// ([`artifacts::find_kernel_tree`]: `$LAB_KERNEL_TREE_<NAME>`, else the
+    /// host build's in the cache, the version from the manifest) and its
+    /// modules in the artifact directory.
     pub fn of_artifacts(artifacts: &Artifacts, name: &str) -> Result<Self> {
-        let tree =
-            artifacts::kernel_tree(&artifacts::cache_dir(), &artifacts.kernel_version()?, name);
+        let tree = artifacts::find_kernel_tree(
+            &artifacts::cache_dir(),
+            &artifacts.kernel_version()?,
+            name,
+        );
         Self::new(name, tree, artifacts.layout().kernel_dir(name))
     }
 

@@ -138,7 +138,7 @@ pub fn run(args: &VmArgs) -> Result<()> {
         kernel_tree: artifacts
             .kernel_version()
             .ok()
-            .map(|v| vm_tests::artifacts::kernel_tree(&cache.root, &v, kernel)),
+            .map(|v| vm_tests::artifacts::find_kernel_tree(&cache.root, &v, kernel)),
         gdb_socket: config.gdb_stub().map(|_| VmConfig::gdb_socket(&runtime)),
         trace_socket: args.trace.then(|| VmConfig::trace_socket(&runtime)),
     };

@@ -198,6 +198,20 @@ fn check_derivations(log: &str, store: &StoreReader) -> Result<String, String> {
         }
         summary.push(format!("{what}: {}", describe(&taken)));
     }
+    // The gdb test is a check of its own because it needs the debug
+    // kernel's build tree (vmlinux, the gdb scripts): its dev output.
+    let gdb = store.read(&named(&checks, "vm-tests-gdb")?)?;
+    let taken = kernel_outputs(&gdb, &kernels);
+    if !taken
+        .iter()
+        .any(|(name, o)| name == "kernel-debug" && o.iter().any(|o| o == "dev"))
+    {
+        problems.push(format!(
+            "checks.vm-tests-gdb does not take kernel-debug.dev ({}): gdb would find no vmlinux",
+            describe(&taken)
+        ));
+    }
+    summary.push(format!("checks.vm-tests-gdb: {}", describe(&taken)));
     for (name, path) in packages
         .iter()
         .filter(|(n, _)| *n == "module" || n.starts_with("module-"))
