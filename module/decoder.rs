@@ -65,6 +65,13 @@ impl Status {
     pub(crate) const fn output_full(self) -> bool {
         self.0 & STATUS_OUTPUT_FULL != 0
     }
+
+    /// Returns `true` if every bit is set: what a read of an I/O port that no device decodes
+    /// returns (`0xff`), and no i8042 ever reports (it would mean a parity error and a timeout
+    /// at once, with the keyboard inhibited).
+    pub(crate) const fn floating(self) -> bool {
+        self.0 == u8::MAX
+    }
 }
 
 /// Whether a key went down or came up.
@@ -1128,5 +1135,14 @@ mod tests {
         assert!(Status::new(0xff).output_full());
         assert!(Status::new(0x1d).output_full());
         assert!(!Status::new(0x1c).output_full());
+    }
+
+    #[test]
+    fn status_floating_is_all_ones_only() {
+        assert!(Status::new(0xff).floating());
+        // A byte waiting, with the system flag and the keyboard enabled, as QEMU reports it.
+        assert!(!Status::new(0x1d).floating());
+        assert!(!Status::new(0xfe).floating());
+        assert!(!Status::new(0x00).floating());
     }
 }

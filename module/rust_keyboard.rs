@@ -164,8 +164,8 @@ const IRQ_INDEX: u32 = 0;
 ///
 /// The controller's output buffer holds one byte, and QEMU's keyboard queues at most 16 more,
 /// so up to 17 stale bytes are there when keys came in while no driver was bound (the debug
-/// kernel's slow unload leaves that much time); the bound keeps probe finite even if the status
-/// register were stuck at "full".
+/// kernel's slow unload leaves that much time); the bound keeps probe finite while keys keep
+/// coming in.
 const MAX_DRAIN: usize = 1 + 16;
 
 /// Name of the interrupt handler, as shown in `/proc/interrupts`.
@@ -286,19 +286,27 @@ impl I8042Ports {
     ///
     /// With the edge-triggered IRQ 1, a byte left unread (for example a key pressed before the
     /// driver was loaded) keeps the interrupt line from ever rising again. Returns the number of
-    /// bytes discarded, or `ENODEV` if the output buffer never empties: no i8042 answers at
-    /// these ports (an unassigned port reads `0xff`, "output full" included).
+    /// bytes discarded, or `ENODEV` if the status port reads `0xff`: no i8042 answers at these
+    /// ports ([`Status::floating`]). Keys still coming in after [`MAX_DRAIN`] bytes are not an
+    /// error: the output buffer is full again only because a new byte arrived, and the read
+    /// after `request_irq()` (in probe) or the handler takes it.
     fn drain(&self, dev: &device::Device<Bound>) -> Result<usize> {
         let mut drained = 0;
-        while self.status(dev).is_some_and(Status::output_full) {
-            if drained == MAX_DRAIN {
+        while drained < MAX_DRAIN {
+            let Some(status) = self.status(dev) else {
+                break;
+            };
+            if status.floating() {
                 dev_err!(
                     dev,
-                    "no i8042 controller at data port {:#x}, status port {:#x}: the output buffer never empties\n",
+                    "no i8042 controller at data port {:#x}, status port {:#x}: the status port reads 0xff\n",
                     self.data_port,
                     self.status_port
                 );
                 return Err(ENODEV);
+            }
+            if !status.output_full() {
+                break;
             }
             let _stale = self.read_data(dev);
             drained += 1;
