@@ -518,7 +518,7 @@ fn robust_unload_reload_20_cycles_while_keys_arrive(s: Subject) -> Result<()> {
     };
     let script = format!(
         r#"
-fail() {{ echo "cycle $i: $*"; cat /proc/interrupts; echo failed > /tmp/cycles.done; exit 1; }}
+fail() {{ echo "cycle $i: $*"; cat /proc/interrupts; cat /sys/kernel/debug/devices_deferred; dmesg | tail -n 15; echo failed > /tmp/cycles.done; exit 1; }}
 i=1
 while [ $i -le {CYCLES} ]; do
     rmmod {name} || fail "rmmod failed"
