@@ -83,6 +83,7 @@ pub mod machine;
 pub mod qemu;
 pub mod qmp;
 pub mod scancodes;
+mod snapshot;
 pub mod trace;
 pub mod utc;
 mod wait;

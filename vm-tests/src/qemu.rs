@@ -150,6 +150,9 @@ pub struct VmConfig {
     pub(crate) gdb_stub: Option<GdbStub>,
     /// Whether ttyS2 streams the guest's irq trace to `trace.sock`.
     pub(crate) trace_stream: bool,
+    /// Whether to restore a saved machine instead of booting
+    /// ([`crate::snapshot`]).
+    pub(crate) snapshot: bool,
 }
 
 impl VmConfig {
@@ -177,6 +180,7 @@ impl VmConfig {
             expected_reports: Vec::new(),
             gdb_stub: None,
             trace_stream: false,
+            snapshot: false,
         })
     }
 
@@ -305,6 +309,16 @@ impl VmConfig {
     /// Nobody needs to listen: QEMU drops what no client reads.
     pub fn with_trace_stream(mut self) -> Self {
         self.trace_stream = true;
+        self
+    }
+
+    /// Restores the machine saved by an earlier start of the same
+    /// configuration instead of booting, or boots and saves it at ready if
+    /// there is none ([`crate::snapshot`]: isolation is a fresh boot's; the
+    /// console log of a restored machine starts at the restore, so a test
+    /// that reads the boot's console lines must not ask for this).
+    pub fn with_snapshot(mut self) -> Self {
+        self.snapshot = true;
         self
     }
 
@@ -682,6 +696,7 @@ mod tests {
             expected_reports: vec![],
             gdb_stub: None,
             trace_stream: false,
+            snapshot: false,
         }
     }
 

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qapi::qmp::{
-    InputEvent, InputKeyEvent, KeyValue, QKeyCode, QapiCapabilities, input_send_event,
-    qmp_capabilities, query_status, quit, send_key,
+    InputEvent, InputKeyEvent, KeyValue, MigrationStatus, QKeyCode, QapiCapabilities, cont,
+    input_send_event, migrate, qmp_capabilities, query_migrate, query_status, quit, send_key, stop,
 };
 use qapi::{ExecuteError, Qmp, Stream};
 
@@ -275,6 +275,61 @@ impl QmpClient {
     /// A key goes up.
     pub fn key_up(&mut self, key: &str) -> Result<()> {
         self.input_send_event(&[(key, false)])
+    }
+
+    /// `stop`: pauses the guest's vCPUs.
+    pub fn stop(&mut self) -> Result<()> {
+        self.execute(&stop {}).map(drop)
+    }
+
+    /// `cont`: resumes a paused guest.
+    pub fn cont(&mut self) -> Result<()> {
+        self.execute(&cont {}).map(drop)
+    }
+
+    /// Saves the whole machine state (memory, devices, vCPUs) to `file`:
+    /// `migrate` to `exec:cat > file` (QEMU 7.2 has no `file:` URI), then
+    /// waits up to `timeout` for `query-migrate` to say `completed`. A
+    /// `failed` or `cancelled` migration is an error with QEMU's reason.
+    pub fn save_state(&mut self, file: &Path, timeout: Duration) -> Result<()> {
+        let uri = format!(
+            "exec:cat > {}",
+            crate::qemu::shell_quote(&file.to_string_lossy())
+        );
+        self.execute(&migrate {
+            uri: Some(uri),
+            channels: None,
+            detach: None,
+            resume: None,
+        })?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let info = self.execute(&query_migrate {})?;
+            match info.status {
+                Some(MigrationStatus::completed) => return Ok(()),
+                Some(status @ (MigrationStatus::failed | MigrationStatus::cancelled)) => {
+                    return Err(Error::Qmp {
+                        command: "migrate".into(),
+                        message: format!(
+                            "saving the machine to {} ended {status:?}: {}",
+                            file.display(),
+                            info.error_desc.unwrap_or_default()
+                        ),
+                    });
+                }
+                _ if Instant::now() > deadline => {
+                    return Err(Error::Qmp {
+                        command: "migrate".into(),
+                        message: format!(
+                            "saving the machine to {} did not complete within {} s",
+                            file.display(),
+                            timeout.as_secs()
+                        ),
+                    });
+                }
+                _ => std::thread::sleep(PAUSE),
+            }
+        }
     }
 
     /// `quit`: QEMU exits at once. A socket closed before the reply counts

@@ -224,7 +224,7 @@ fn ex4_driver_probes_and_binds_kbd0001(s: Subject) -> Result<()> {
 
 fn ex5_proc_interrupts_lists_the_handler_on_irq1_io_apic_edge(s: Subject) -> Result<()> {
     let irq_name = s.driver.irq_name();
-    run_test(s.vm("interrupts")?, |m| {
+    run_test(s.vm("interrupts")?.with_snapshot(), |m| {
         let ints = m.interrupts()?;
         let irq1 = ints.irq(1).context("IRQ 1 is not in /proc/interrupts")?;
         ensure!(
@@ -347,7 +347,7 @@ fn firmware_without_irq_fails_probe_cleanly_and_unloads(s: Subject) -> Result<()
 /// fake shifts are bytes but no events) and Pause (six bytes, one event, no
 /// release).
 fn ex6_keys_give_exact_codes_lines_and_counters(s: Subject) -> Result<()> {
-    run(s.vm("keys")?, |m| {
+    run(s.vm("keys")?.with_snapshot(), |m| {
         check_probed(m, s.driver)?;
         let stream = Stream::start_for(m, s.driver, true)?;
         stream.press(
@@ -394,7 +394,7 @@ fn ex6_keys_give_exact_codes_lines_and_counters(s: Subject) -> Result<()> {
 /// sends repeated key-downs, as QEMU's GUI does) as make codes and exactly
 /// one break, for a plain and for an extended key.
 fn ex6_typed_text_and_held_keys(s: Subject) -> Result<()> {
-    run(s.vm("text")?, |m| {
+    run(s.vm("text")?.with_snapshot(), |m| {
         check_probed(m, s.driver)?;
         let stream = Stream::start_for(m, s.driver, true)?;
         let text = "Hello, World! 42 ~/x_y";
@@ -442,7 +442,7 @@ fn robust_burst_of_200_keys_loses_nothing(s: Subject) -> Result<()> {
     ];
     let keys: Vec<&str> = cycle.iter().copied().cycle().take(PRESSES).collect();
     let batches = batches_within(&keys, QUEUE_BYTES)?;
-    run(s.vm("burst")?, |m| {
+    run(s.vm("burst")?.with_snapshot(), |m| {
         check_probed(m, s.driver)?;
         let stream = Stream::start_for(m, s.driver, true)?;
         let start = stream.mark(m)?;
@@ -547,7 +547,7 @@ echo "cycles: $((i - 1))"
 echo ok > /tmp/cycles.done
 "#
     );
-    run(s.vm("reload")?, |m| {
+    run(s.vm("reload")?.with_snapshot(), |m| {
         check_probed(m, s.driver)?;
         m.succeed(&format!("cat > /tmp/cycles.sh <<'EOF'\n{script}\nEOF"))?;
         m.spawn("sh /tmp/cycles.sh", "/tmp/cycles.out")?;

@@ -190,3 +190,67 @@ fn interactive_mode_drives_the_vm() -> Result<()> {
         Ok(())
     })
 }
+
+/// [`VmConfig::with_snapshot`]: the first start boots and saves the ready
+/// machine, the second restores it. The restored guest is the saved one (its
+/// kernel log holds the boot and the driver's probe, the driver is bound)
+/// and a live one (a key through QMP raises IRQ 1 and reaches the driver),
+/// and it is isolated: what the first machine did after the save, and what
+/// either does while both run, is not in the other. The kernel command line
+/// carries a word unique to this run, so the first start cannot find a
+/// snapshot of an earlier run; the test removes its snapshot at the end.
+#[test]
+fn snapshot_restores_a_live_and_isolated_guest() -> Result<()> {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let config = config()?
+        .with_append(&format!("lab.snapshot_test={}", nanos.as_nanos()))
+        .with_snapshot();
+    let mut first = Machine::start(config.clone())?;
+    ensure!(
+        first.restored_from().is_none(),
+        "the first start restored {:?}",
+        first.restored_from()
+    );
+    first.succeed("touch /tmp/after-save")?;
+    let restored = Instant::now();
+    let mut second = Machine::start(config)?;
+    let restore_secs = restored.elapsed().as_secs_f64();
+    let snapshot = second
+        .restored_from()
+        .map(ToOwned::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("the second start booted instead of restoring"))?;
+    eprintln!(
+        "restored from {} in {restore_secs:.2} s",
+        snapshot.display()
+    );
+    let result = (|| -> Result<()> {
+        let log = second.succeed("dmesg")?;
+        ensure!(
+            log.contains("Linux version") && log.contains("probed: irq 1"),
+            "the restored kernel log lacks the boot or the probe:\n{log}"
+        );
+        second.succeed("[ -e /sys/bus/platform/drivers/rust_keyboard/KBD0001:00 ]")?;
+        ensure!(
+            second.succeed("[ -e /tmp/after-save ] && echo yes || echo no")? == "no\n",
+            "a file made after the save is in the restored machine"
+        );
+        second.succeed("touch /tmp/second")?;
+        ensure!(
+            first.succeed("[ -e /tmp/second ] && echo yes || echo no")? == "no\n",
+            "a file of the restored machine is in the first one"
+        );
+        let irqs = second.interrupts()?.count(1).unwrap_or(0);
+        second.send_key("a")?;
+        second.wait_for_interrupts(1, irqs + 1, Duration::from_secs(20))?;
+        second.wait_until_succeeds(
+            "dmesg | grep -q 'rust_keyboard KBD0001:00: scancode 1e pressed'",
+            Duration::from_secs(20),
+        )?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&snapshot);
+    result?;
+    second.shutdown()?;
+    first.shutdown()?;
+    Ok(())
+}

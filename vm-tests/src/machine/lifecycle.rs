@@ -19,6 +19,7 @@ use crate::console::{self, Console};
 use crate::interact;
 use crate::qemu::{self, ConsoleMode, VmConfig};
 use crate::qmp::QmpClient;
+use crate::snapshot::{self, Snapshot};
 use crate::wait::{PAUSE, retry};
 use crate::{Error, Result};
 
@@ -42,12 +43,47 @@ impl Machine {
     /// the harness's own log (QEMU command line, accelerator, QEMU's stderr,
     /// every command and its result) to `...harness.log` next to it
     /// ([`artifacts::log_dir`]). The config's console mode is ignored.
+    ///
+    /// With [`VmConfig::with_snapshot`], it restores the machine an earlier
+    /// start of the same configuration saved ([`crate::snapshot`]) and
+    /// checks that the guest answers; if there is none it boots and saves
+    /// one at ready. A snapshot that fails to restore is removed and the
+    /// machine boots instead.
     pub fn start(config: VmConfig) -> Result<Machine> {
+        if !config.snapshot {
+            return Machine::boot(config, None);
+        }
+        let started = Instant::now();
+        let saved = Snapshot::of(&config)?;
+        if saved.exists() {
+            match Machine::boot(config.clone(), Some(&saved)) {
+                Ok(machine) => return Ok(machine),
+                Err(e) => {
+                    eprintln!(
+                        "vm-tests: restoring {} failed, booting instead: {e}",
+                        saved.path().display()
+                    );
+                    saved.discard();
+                }
+            }
+        }
+        let mut machine = Machine::boot(config, None)?;
+        machine.save(&saved)?;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("vm-tests: {} booted and saved in {secs:.2} s", machine.name);
+        Ok(machine)
+    }
+
+    /// Starts QEMU: a boot, or with `restore` a restore of that snapshot.
+    fn boot(config: VmConfig, restore: Option<&Snapshot>) -> Result<Machine> {
         let started = Instant::now();
         let name = sanitize(config.name.clone().unwrap_or_else(default_name));
         let (console_log, harness_log_path, mut harness_log) = create_logs(&name)?;
         let (runtime_dir, runtime_tmp) = runtime_dir(&config)?;
-        let config = config.with_console(ConsoleMode::LogFile(console_log.clone()));
+        let mut config = config.with_console(ConsoleMode::LogFile(console_log.clone()));
+        if let Some(saved) = restore {
+            config = config.with_extra_args(saved.incoming_args());
+        }
         let _ = writeln!(
             harness_log,
             "vm-tests: machine {name}\naccelerator: {}\nconsole log: {}\nkernel command line: {}\n{}\n--- QEMU stderr and harness events ---",
@@ -57,7 +93,12 @@ impl Machine {
             config.command_line(&runtime_dir)?,
         );
         eprintln!(
-            "vm-tests: booting {name} with accelerator {} (logs: {})",
+            "vm-tests: {} {name} with accelerator {} (logs: {})",
+            if restore.is_some() {
+                "restoring"
+            } else {
+                "booting"
+            },
             config.accel,
             console_log.display()
         );
@@ -81,16 +122,19 @@ impl Machine {
             started,
             next_id: 1,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            restored_from: restore.map(|s| s.path().to_owned()),
         };
-        machine.connect(&config)?;
+        machine.connect(&config, restore)?;
         let secs = started.elapsed().as_secs_f64();
         machine.log(&format!("guest ready after {secs:.2} s"));
         eprintln!("vm-tests: {} ready after {secs:.2} s", machine.name);
         Ok(machine)
     }
 
-    /// Connects the command channel and QMP, then waits for the guest.
-    fn connect(&mut self, config: &VmConfig) -> Result<()> {
+    /// Connects the command channel and QMP, then waits for the guest: for
+    /// its ready markers after a boot, for the end of the restore of
+    /// `restore` and an answer to a command otherwise.
+    fn connect(&mut self, config: &VmConfig, restore: Option<&Snapshot>) -> Result<()> {
         // QEMU blocks (wait=on) until the command socket is connected.
         let path = VmConfig::command_socket(&self.runtime_dir);
         let connected = retry(
@@ -117,6 +161,9 @@ impl Machine {
             .map_err(|e| self.annotate(e, "connecting QMP"))?;
         self.log(&format!("QMP connected (QEMU {})", qmp.qemu_version()));
         self.qmp = Some(qmp);
+        if let Some(saved) = restore {
+            return self.resume_restored(saved, config.boot_timeout);
+        }
 
         let deadline = Instant::now() + config.boot_timeout;
         self.wait_until::<_, Error>(
@@ -132,6 +179,56 @@ impl Machine {
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(5));
         self.wait_for_console_text(&regex::escape(console::INIT_READY), remaining)?;
+        Ok(())
+    }
+
+    /// Waits until QEMU has loaded the snapshot `saved` (run state no
+    /// longer `inmigrate`), resumes the guest, which was saved paused, and
+    /// checks that it answers on the command channel.
+    fn resume_restored(&mut self, saved: &Snapshot, timeout: Duration) -> Result<()> {
+        let state = self.wait_until::<_, Error>(
+            "the end of the restore (QMP run state not inmigrate)",
+            timeout,
+            |_| std::thread::sleep(PAUSE),
+            |m| {
+                let state = m.qmp()?.status()?;
+                Ok((state != "inmigrate").then_some(state))
+            },
+        )?;
+        match state.as_str() {
+            "paused" | "postmigrate" => self.qmp()?.cont()?,
+            "running" => {}
+            other => {
+                return Err(self.annotate(
+                    Error::Config(format!(
+                        "after restoring {} the VM is {other}",
+                        saved.path().display()
+                    )),
+                    "restoring",
+                ));
+            }
+        }
+        self.succeed("true")?;
+        saved.touch();
+        self.log(&format!("restored from {}", saved.path().display()));
+        Ok(())
+    }
+
+    /// Saves the ready machine as `saved` for later starts: pauses it,
+    /// writes the snapshot and resumes it.
+    fn save(&mut self, saved: &Snapshot) -> Result<()> {
+        let temporary = saved.temporary()?;
+        let qmp = self.qmp()?;
+        qmp.stop()?;
+        let written = qmp.save_state(&temporary, snapshot::SAVE_TIMEOUT);
+        let resumed = qmp.cont();
+        written
+            .and_then(|()| saved.commit(&temporary))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&temporary);
+            })?;
+        resumed?;
+        self.log(&format!("saved to {}", saved.path().display()));
         Ok(())
     }
 

@@ -59,6 +59,8 @@ pub struct Machine {
     started: Instant,
     next_id: u64,
     command_timeout: Duration,
+    /// The snapshot this machine was restored from, if it was.
+    restored_from: Option<PathBuf>,
 }
 
 impl Machine {
@@ -70,6 +72,13 @@ impl Machine {
     /// The name used in log file names.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The snapshot file this machine was restored from
+    /// ([`VmConfig::with_snapshot`](crate::VmConfig::with_snapshot)), or
+    /// `None` if it booted.
+    pub fn restored_from(&self) -> Option<&Path> {
+        self.restored_from.as_deref()
     }
 
     /// The directory holding `qmp.sock` and `command.sock`.

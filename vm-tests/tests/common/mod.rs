@@ -195,11 +195,13 @@ pub fn lab_with_ssdt_variant(name: &str) -> Result<VmConfig> {
 
 /// The lab VM with the driver loaded by /init in `mode`
 /// (`rust_keyboard.mode=N` on the kernel command line), named
-/// `<mode>-<test>` in the log directory.
+/// `<mode>-<test>` in the log directory, restored from a snapshot
+/// ([`VmConfig::with_snapshot`]: the tests in a mode share one).
 pub fn lab_in_mode(mode: Mode, test: &str) -> Result<VmConfig> {
     Ok(lab()?
         .with_append(&mode.cmdline())
-        .with_name(format!("{mode}-{test}")))
+        .with_name(format!("{mode}-{test}"))
+        .with_snapshot())
 }
 
 /// [`run_test`], with the console tail added to a failure that does not
