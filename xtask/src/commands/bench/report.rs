@@ -79,7 +79,7 @@ struct Item {
 }
 
 /// The items, in the table's order: (id, group, unit, what).
-const ITEMS: [(&str, &str, &str, &str); 14] = [
+const ITEMS: [(&str, &str, &str, &str); 16] = [
     (
         "vm_test_ready",
         "a",
@@ -97,6 +97,18 @@ const ITEMS: [(&str, &str, &str, &str); 14] = [
         "a",
         "s",
         "VM test: start, driver bound, `Machine::shutdown` done (what one test costs)",
+    ),
+    (
+        "restored_test_bound",
+        "a",
+        "s",
+        "VM test restored from the snapshot the warm-up round saved (`VmConfig::with_snapshot`): `Machine::start` until the driver is found bound",
+    ),
+    (
+        "restored_test_total",
+        "a",
+        "s",
+        "VM test restored from the snapshot: start, driver bound, shutdown",
     ),
     (
         "bare_ready",
@@ -332,6 +344,7 @@ impl Bench<'_> {
         for lab_turn in [odd, !odd] {
             if lab_turn {
                 a.extend(self.vm_test(round)?);
+                a.extend(self.restored_test(round)?);
             } else {
                 let (v, c) = self.bare_boot(round)?;
                 a.extend(v);
@@ -365,24 +378,24 @@ impl Bench<'_> {
     fn vm_test(&mut self, round: usize) -> Result<Values> {
         let config = VmConfig::from_artifacts(&self.artifacts)?
             .with_name(format!("bench-report-test-{round}"));
-        let t0 = Instant::now();
-        let mut m = Machine::start(config)?;
-        let ready = t0.elapsed();
-        m.wait_until_succeeds(
-            "test -e /sys/bus/platform/drivers/rust_keyboard/KBD0001:00",
-            Duration::from_secs(60),
-        )?;
-        let bound = t0.elapsed();
-        ensure!(
-            Regex::new(PROBE)?.is_match(&m.console_text()),
-            "the VM test's console has no probe line"
-        );
-        m.shutdown()?;
-        let total = t0.elapsed();
+        let [ready, bound, total] = time_vm_test(config, false)?;
         Ok(vec![
-            ("vm_test_ready", vec![ready.as_secs_f64()]),
-            ("vm_test_bound", vec![bound.as_secs_f64()]),
-            ("vm_test_total", vec![total.as_secs_f64()]),
+            ("vm_test_ready", vec![ready]),
+            ("vm_test_bound", vec![bound]),
+            ("vm_test_total", vec![total]),
+        ])
+    }
+
+    /// (a) one VM test from a snapshot: the warm-up round boots and saves
+    /// it, every later round must restore it; start, bound, shutdown.
+    fn restored_test(&mut self, round: usize) -> Result<Values> {
+        let config = VmConfig::from_artifacts(&self.artifacts)?
+            .with_name(format!("bench-report-restored-{round}"))
+            .with_snapshot();
+        let [_, bound, total] = time_vm_test(config, round > 0)?;
+        Ok(vec![
+            ("restored_test_bound", vec![bound]),
+            ("restored_test_total", vec![total]),
         ])
     }
 
@@ -556,6 +569,37 @@ impl Bench<'_> {
 }
 
 /// `LAB-INIT-READY` as a whole line.
+/// Times one VM test of `config`, in seconds from the start: `Machine::start`
+/// returned, the driver found bound in sysfs, `Machine::shutdown` done. With
+/// `restore` the machine must have been restored from its snapshot, and the
+/// probe line is looked for in the kernel log (a restored machine's console
+/// starts at the restore), else on the console.
+fn time_vm_test(config: VmConfig, restore: bool) -> Result<[f64; 3]> {
+    let t0 = Instant::now();
+    let mut m = Machine::start(config)?;
+    let ready = t0.elapsed();
+    ensure!(
+        !restore || m.restored_from().is_some(),
+        "the VM test booted instead of restoring its snapshot"
+    );
+    m.wait_until_succeeds(
+        "test -e /sys/bus/platform/drivers/rust_keyboard/KBD0001:00",
+        Duration::from_secs(60),
+    )?;
+    let bound = t0.elapsed();
+    let log = if restore {
+        m.kernel_log()?
+    } else {
+        m.console_text()
+    };
+    ensure!(
+        Regex::new(PROBE)?.is_match(&log),
+        "the VM test has no probe line"
+    );
+    m.shutdown()?;
+    Ok([ready, bound, t0.elapsed()].map(|d| d.as_secs_f64()))
+}
+
 fn ready_line() -> Result<Regex> {
     Ok(Regex::new(&format!(
         "^{}$",
