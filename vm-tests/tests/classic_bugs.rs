@@ -9,9 +9,10 @@
 //!   function called from invalid context at kernel/locking/mutex.c`, in
 //!   hard IRQ context, with the handler in the call trace, and lockdep's
 //!   `BUG: Invalid wait context` for the same mutex (a sleeping lock, wait
-//!   type 4, in hard IRQ context, 3); now and then also RCU's
-//!   `Illegal context switch in RCU read-side critical section`, when the
-//!   key interrupted a task inside one, and no other RCU report;
+//!   type 4, in hard IRQ context, 3); now and then also `might_sleep()`'s
+//!   reports about the task the key interrupted (RCU's `Illegal context
+//!   switch in RCU read-side critical section`, `do not call blocking ops
+//!   when !TASK_RUNNING`), and no other;
 //! * `ex2_unread_data_port`: six bytes of keys give one interrupt and no
 //!   byte read (the edge-triggered line never rises again); the keys are
 //!   lost: the correct C driver, loaded next, gets only the keys pressed
@@ -193,52 +194,100 @@ fn inject(m: &mut Machine, n: u64) -> Result<()> {
 /// The header of an RCU-lockdep report (kernel/locking/lockdep.c,
 /// `lockdep_rcu_suspicious()`).
 const RCU_REPORT: &str = "WARNING: suspicious RCU usage";
+/// The line of `__might_sleep()`'s own warning (kernel/sched/core.c): its
+/// `WARN_ONCE` is the only one there.
+const NOT_RUNNING_REPORT: &str = " at __might_sleep+";
 
-/// Checks every RCU-lockdep report in the kernel `log` and returns how many
-/// there are: each must be `might_sleep()`'s own RCU check
-/// (`rcu_sleep_check()`, include/linux/rcupdate.h), whose message is
-/// `Illegal context switch in RCU[-bh|-sched] read-side critical section`.
-/// Exercise 1's hard handler borrows whatever task the key interrupted, and
-/// that task's held locks: when it was inside `rcu_read_lock()` (busybox's
-/// `poll()` in `n_tty_poll()` is, now and then), the mutex's `might_sleep()`
-/// reports that too. Whether it does depends on timing, so the count may be
-/// 0; any other RCU report is an error. The message is the report's fourth
-/// line (after the kernel's identity and a rule).
-fn rcu_reports(log: &str) -> Result<usize> {
-    let sleep_check =
+/// What `might_sleep()` said, besides the report exercise 1 requires, about
+/// the task the key interrupted (see [`interrupted_task_reports`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct InterruptedTask {
+    /// RCU's check: the task was inside an RCU read-side critical section.
+    in_rcu_reader: usize,
+    /// The task was about to sleep (not `TASK_RUNNING`).
+    not_running: usize,
+}
+
+/// Checks the reports of `might_sleep()` in the kernel `log` that depend on
+/// the task the key interrupted and counts them. Exercise 1's hard handler
+/// borrows that task (`current`) with its held locks and state, and the
+/// mutex's `might_sleep()` checks them too:
+///
+/// * `rcu_sleep_check()` at the top of `__might_resched()`
+///   (include/linux/rcupdate.h): `Illegal context switch in
+///   RCU[-bh|-sched] read-side critical section`, the fourth line of an
+///   RCU report, when the task was inside `rcu_read_lock()` (busybox's
+///   `poll()` through `n_tty_poll()`);
+/// * `__might_sleep()`'s `do not call blocking ops when !TASK_RUNNING`,
+///   the line before its `WARNING: kernel/sched/core.c:N at
+///   __might_sleep+`, when the task had set itself to sleep
+///   (`poll_schedule_timeout()`).
+///
+/// Where the interrupt lands decides them, so each count may be 0; any
+/// other RCU report, or that warning without its message, is an error.
+fn interrupted_task_reports(log: &str) -> Result<InterruptedTask> {
+    let rcu_sleep =
         Regex::new(r"Illegal context switch in RCU(-bh|-sched)? read-side critical section!")?;
     let lines: Vec<&str> = log.lines().collect();
-    let mut count = 0;
+    let mut seen = InterruptedTask::default();
     for (i, line) in lines.iter().enumerate() {
-        if !line.contains(RCU_REPORT) {
-            continue;
+        if line.contains(RCU_REPORT) {
+            let detail = &lines[i + 1..(i + 4).min(lines.len())];
+            ensure!(
+                detail.iter().any(|l| rcu_sleep.is_match(l)),
+                "an RCU report that is not might_sleep()'s check: {line:?} then {detail:?}"
+            );
+            seen.in_rcu_reader += 1;
+        } else if line.contains("WARNING:") && line.contains(NOT_RUNNING_REPORT) {
+            let before = &lines[i.saturating_sub(2)..i];
+            ensure!(
+                before
+                    .iter()
+                    .any(|l| l.contains("do not call blocking ops when !TASK_RUNNING")),
+                "a warning of __might_sleep() without its !TASK_RUNNING message: {before:?} then {line:?}"
+            );
+            seen.not_running += 1;
         }
-        let detail = lines.get(i + 1..(i + 4).min(lines.len())).unwrap_or(&[]);
-        ensure!(
-            detail.iter().any(|l| sleep_check.is_match(l)),
-            "an RCU report that is not might_sleep()'s check: {line:?} then {detail:?}"
-        );
-        count += 1;
     }
-    Ok(count)
+    Ok(seen)
 }
 
 #[test]
-fn rcu_reports_accept_only_might_sleeps_check() -> Result<()> {
-    let report = |msg: &str| {
+fn interrupted_task_reports_accept_only_might_sleeps_checks() -> Result<()> {
+    let rcu = |msg: &str| {
         format!(
             "[   16.20] =============================\n\
              [   16.20] {RCU_REPORT}\n\
              [   16.20] 7.2.0 Not tainted\n\
              [   16.20] -----------------------------\n\
-             [   16.20] include/linux/rcupdate.h:409 {msg}!\n"
+             [   16.20] include/linux/rcupdate.h:378 {msg}!\n"
         )
     };
-    assert_eq!(rcu_reports("[    1.0] nothing\n")?, 0);
-    let sleep = report("Illegal context switch in RCU read-side critical section");
-    assert_eq!(rcu_reports(&format!("{sleep}{sleep}"))?, 2);
-    let other = report("suspicious rcu_dereference_check() usage");
-    assert!(rcu_reports(&format!("{sleep}{other}")).is_err());
+    let warning = |msg: &str| {
+        format!(
+            "[    8.80] ------------[ cut here ]------------\n\
+             [    8.80] {msg}\n\
+             [    8.80] WARNING: kernel/sched/core.c:9187 at __might_sleep+0xa2/0xf0, CPU#0: init/43\n"
+        )
+    };
+    assert_eq!(
+        interrupted_task_reports("[    1.0] nothing\n")?,
+        InterruptedTask::default()
+    );
+    let in_reader = rcu("Illegal context switch in RCU read-side critical section");
+    let sleeping = warning(
+        "do not call blocking ops when !TASK_RUNNING; state=1 set at [<(____ptrval____)>] poll_schedule_timeout+0x2b/0x220",
+    );
+    assert_eq!(
+        interrupted_task_reports(&format!("{in_reader}{sleeping}{in_reader}"))?,
+        InterruptedTask {
+            in_rcu_reader: 2,
+            not_running: 1
+        }
+    );
+    let other_rcu = rcu("suspicious rcu_dereference_check() usage");
+    assert!(interrupted_task_reports(&format!("{in_reader}{other_rcu}")).is_err());
+    assert!(interrupted_task_reports(&warning("something else")).is_err());
     Ok(())
 }
 
@@ -253,8 +302,9 @@ fn ex1_sleep_in_hard_handler() -> Result<()> {
         load(m, MODULE)?;
         m.expect_kernel_report(REPORT);
         m.expect_kernel_report(WAIT_REPORT);
-        // Only sometimes, and checked below: see `rcu_reports`.
+        // Only sometimes, and checked below: see `interrupted_task_reports`.
         m.expect_kernel_report(RCU_REPORT);
+        m.expect_kernel_report(NOT_RUNNING_REPORT);
         let bytes = press_and_log(m, MODULE, &["a"], 0)?;
         let report = m.wait_for_kernel_report(REPORT, REPORT_WAIT)?;
         eprintln!("report: {report}");
@@ -272,8 +322,8 @@ fn ex1_sleep_in_hard_handler() -> Result<()> {
             REPORT_WAIT,
         )
         .context("lockdep's report does not name the handler's mutex")?;
-        let rcu = rcu_reports(&m.kernel_log()?)?;
-        eprintln!("RCU's sleep check reported {rcu} time(s)");
+        let seen = interrupted_task_reports(&m.kernel_log()?)?;
+        eprintln!("might_sleep() on the interrupted task: {seen:?}");
         // The key itself still went through.
         let c = BugCounters::read(m, MODULE)?;
         ensure!(
