@@ -20,8 +20,9 @@
 //! gets a new snapshot; the hash is Rust's `DefaultHasher`, stable within
 //! one build of the harness, so a new toolchain only misses the cache.
 //! Files are written under a temporary name and renamed into place, so
-//! concurrent tests never read half a snapshot; snapshots unused for two
-//! days are removed when a new one is saved.
+//! concurrent tests never read half a snapshot; when one is saved,
+//! snapshots unused for two days are removed, and the least recently used
+//! ones beyond 2 GiB.
 
 use std::ffi::OsString;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -39,6 +40,9 @@ const FORMAT: u32 = 1;
 pub(crate) const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Snapshots not restored for this long are removed when one is saved.
 const MAX_AGE: Duration = Duration::from_secs(2 * 24 * 3600);
+/// At most this many bytes of snapshots are kept (about two full suites'
+/// worth: 28 MB a lab kernel machine, 100 MB a debug kernel one).
+const MAX_TOTAL: u64 = 2 << 30;
 /// The suffix of snapshot files.
 const SUFFIX: &str = "vmstate";
 
@@ -108,33 +112,44 @@ impl Snapshot {
     }
 
     /// Moves the file written at `temporary` into place, then prunes
-    /// snapshots unused for [`MAX_AGE`].
+    /// snapshots unused for [`MAX_AGE`] or beyond [`MAX_TOTAL`].
     pub(crate) fn commit(&self, temporary: &Path) -> Result<()> {
         std::fs::rename(temporary, &self.path).map_err(|e| {
             let _ = std::fs::remove_file(temporary);
             Error::io(format!("saving {}", self.path.display()), e)
         })?;
         if let Some(dir) = self.path.parent() {
-            prune(dir, &self.path, MAX_AGE);
+            prune(dir, &self.path, MAX_AGE, MAX_TOTAL);
         }
         Ok(())
     }
 }
 
-/// Removes the snapshots in `dir` but `keep` that were not used for `age`.
-fn prune(dir: &Path, keep: &Path, age: Duration) {
+/// Removes the snapshots in `dir` but `keep` that were not used for `age`,
+/// then the least recently used ones beyond `total` bytes in all. A
+/// restore that loses the race with a removal boots instead.
+fn prune(dir: &Path, keep: &Path, age: Duration, total: u64) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let now = SystemTime::now();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let old = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > age);
-        if path != keep && path.extension().is_some_and(|e| e == SUFFIX) && old {
+    let mut kept = std::fs::metadata(keep).map_or(0, |m| m.len());
+    let mut others: Vec<(SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p != keep && p.extension().is_some_and(|e| e == SUFFIX))
+        .filter_map(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            Some((m.modified().ok()?, m.len(), p))
+        })
+        .collect();
+    // Most recently used first.
+    others.sort_by_key(|o| std::cmp::Reverse(o.0));
+    for (used, len, path) in others {
+        if now.duration_since(used).unwrap_or_default() > age || kept + len > total {
             let _ = std::fs::remove_file(path);
+        } else {
+            kept += len;
         }
     }
 }
@@ -218,6 +233,35 @@ mod tests {
         let c = VmConfig::new(dir.path().join("nope"), dir.path().join("nope2")).unwrap();
         let err = Snapshot::in_dir(dir.path(), &c).unwrap_err().to_string();
         assert!(err.contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn prune_keeps_the_most_recently_used_within_the_total() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = dir.path().join(format!("k.{SUFFIX}"));
+        std::fs::write(&keep, [0; 10]).unwrap();
+        let now = SystemTime::now();
+        let mut files = Vec::new();
+        for (i, secs_ago) in [30, 10, 20].into_iter().enumerate() {
+            let f = dir.path().join(format!("{i}.{SUFFIX}"));
+            std::fs::write(&f, [0; 10]).unwrap();
+            let t = now - Duration::from_secs(secs_ago);
+            std::fs::File::options()
+                .append(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+            files.push(f);
+        }
+        // Room for `keep` and two more: the one used 30 s ago goes.
+        prune(dir.path(), &keep, MAX_AGE, 30);
+        assert!(keep.exists());
+        assert!(!files[0].exists());
+        assert!(files[1].exists() && files[2].exists());
+        // Room for `keep` alone.
+        prune(dir.path(), &keep, MAX_AGE, 10);
+        assert!(keep.exists() && !files[1].exists() && !files[2].exists());
     }
 
     #[test]
