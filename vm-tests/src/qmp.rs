@@ -302,33 +302,36 @@ impl QmpClient {
             detach: None,
             resume: None,
         })?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let info = self.execute(&query_migrate {})?;
-            match info.status {
-                Some(MigrationStatus::completed) => return Ok(()),
-                Some(status @ (MigrationStatus::failed | MigrationStatus::cancelled)) => {
-                    return Err(Error::Qmp {
-                        command: "migrate".into(),
-                        message: format!(
-                            "saving the machine to {} ended {status:?}: {}",
-                            file.display(),
+        let failed = |message: String| Error::Qmp {
+            command: "migrate".into(),
+            message: format!("saving the machine to {}: {message}", file.display()),
+        };
+        // Done: Ok(Ok(())) completed, Ok(Err(reason)) failed; Err(()) not yet.
+        let ended = retry(
+            self,
+            Instant::now() + timeout,
+            |_| std::thread::sleep(PAUSE),
+            |q| {
+                let info = q.execute(&query_migrate {})?;
+                Ok::<_, Error>(match info.status {
+                    Some(MigrationStatus::completed) => Ok(Ok(())),
+                    Some(status @ (MigrationStatus::failed | MigrationStatus::cancelled)) => {
+                        Ok(Err(format!(
+                            "{status:?}: {}",
                             info.error_desc.unwrap_or_default()
-                        ),
-                    });
-                }
-                _ if Instant::now() > deadline => {
-                    return Err(Error::Qmp {
-                        command: "migrate".into(),
-                        message: format!(
-                            "saving the machine to {} did not complete within {} s",
-                            file.display(),
-                            timeout.as_secs()
-                        ),
-                    });
-                }
-                _ => std::thread::sleep(PAUSE),
-            }
+                        )))
+                    }
+                    _ => Err(()),
+                })
+            },
+        )?;
+        match ended {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(failed(reason)),
+            Err(()) => Err(failed(format!(
+                "not completed within {} s",
+                timeout.as_secs()
+            ))),
         }
     }
 
