@@ -91,9 +91,7 @@ impl Snapshot {
     /// Records a restore (the modification time), which keeps it from
     /// being pruned.
     pub(crate) fn touch(&self) {
-        if let Ok(f) = std::fs::File::options().append(true).open(&self.path) {
-            let _ = f.set_modified(SystemTime::now());
-        }
+        let _ = set_used(&self.path, SystemTime::now());
     }
 
     /// Removes it (a restore from it failed).
@@ -123,6 +121,14 @@ impl Snapshot {
         }
         Ok(())
     }
+}
+
+/// Sets when the snapshot at `path` was last used: its modification time.
+fn set_used(path: &Path, time: SystemTime) -> std::io::Result<()> {
+    std::fs::File::options()
+        .append(true)
+        .open(path)?
+        .set_modified(time)
 }
 
 /// Removes the snapshots in `dir` but `keep` that were not used for `age`,
@@ -245,13 +251,7 @@ mod tests {
         for (i, secs_ago) in [30, 10, 20].into_iter().enumerate() {
             let f = dir.path().join(format!("{i}.{SUFFIX}"));
             std::fs::write(&f, [0; 10]).unwrap();
-            let t = now - Duration::from_secs(secs_ago);
-            std::fs::File::options()
-                .append(true)
-                .open(&f)
-                .unwrap()
-                .set_modified(t)
-                .unwrap();
+            set_used(&f, now - Duration::from_secs(secs_ago)).unwrap();
             files.push(f);
         }
         // Room for `keep` and two more: the one used 30 s ago goes.
@@ -275,13 +275,11 @@ mod tests {
         for f in [&stale, &fresh] {
             std::fs::write(f, "x").unwrap();
         }
-        let old = SystemTime::now() - MAX_AGE - Duration::from_secs(60);
-        std::fs::File::options()
-            .append(true)
-            .open(&stale)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        set_used(
+            &stale,
+            SystemTime::now() - MAX_AGE - Duration::from_secs(60),
+        )
+        .unwrap();
         let tmp = s.temporary().unwrap();
         std::fs::write(&tmp, "state").unwrap();
         s.commit(&tmp).unwrap();
