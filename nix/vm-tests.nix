@@ -29,14 +29,7 @@ in
       inherit (workspace) cargoArtifacts;
       pname = "rust-kbd-lab-vm-tests" + lib.optionalString gdbTest "-gdb";
       cargoExtraArgs = "--locked";
-      cargoNextestExtraArgs =
-        "--package vm-tests --profile ci -E '"
-        + (
-          if gdbTest
-          then gdbFilter
-          else "not ${gdbFilter}"
-        )
-        + "'";
+      cargoNextestExtraArgs = "--package vm-tests --profile ci -E '${lib.optionalString (!gdbTest) "not "}${gdbFilter}'";
       nativeBuildInputs = [qemu_kvm] ++ lib.optional gdbTest gdb;
       env =
         {LAB_ARTIFACTS = "${artifacts}";}
