@@ -43,27 +43,36 @@ fn partial_path(dest: &Path) -> PathBuf {
     dest.with_file_name(name)
 }
 
-/// Writes `data` to `dest` atomically ([`write_atomically`]).
+/// Writes `data` to `dest` atomically ([`write_atomically`]), unless `dest`
+/// already holds exactly these bytes: then it is left alone, so its inode
+/// and modification time change only with its content (a saved machine's
+/// name follows them, `vm_tests::snapshot`, and so does make).
 pub fn install_bytes(dest: &Path, data: &[u8]) -> Result<()> {
+    if same_content(dest, data) {
+        return Ok(());
+    }
     write_atomically(dest, |f| {
         f.write_all(data)
             .with_context(|| format!("cannot write {}", dest.display()))
     })
 }
 
-/// Copies `src` to `dest` atomically ([`write_atomically`]).
+/// Whether the file `path` exists and holds exactly `data`.
+fn same_content(path: &Path, data: &[u8]) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == data.len() as u64)
+        && std::fs::read(path).is_ok_and(|d| d == data)
+}
+
+/// Copies `src` to `dest` as [`install_bytes`] writes.
 pub fn install_file(src: &Path, dest: &Path) -> Result<()> {
     let data = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
     install_bytes(dest, &data)
 }
 
-/// Writes `text` to `path` (atomically) unless it already holds exactly
-/// that, so that its modification time changes only with its content.
+/// Writes `text` to `path` as [`install_bytes`] writes: only when it
+/// changes.
 pub fn write_if_changed(path: &Path, text: &str) -> Result<()> {
-    if std::fs::read_to_string(path).ok().as_deref() != Some(text) {
-        install_bytes(path, text.as_bytes())?;
-    }
-    Ok(())
+    install_bytes(path, text.as_bytes())
 }
 
 /// The files named `*.<extension>` directly in each of `dirs` that exist,
@@ -75,6 +84,34 @@ pub fn files_with_extension(dirs: &[PathBuf], extension: &str) -> Result<Vec<Pat
             let p = e?.path();
             if p.extension().is_some_and(|e| e == extension) {
                 files.push(p);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The files below `dir` (recursively) that `keep` accepts, sorted;
+/// hidden files and directories (an editor's lock and swap files, `.git`)
+/// are never listed.
+pub fn files_below(dir: &Path, keep: &dyn Fn(&Path) -> bool) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                continue;
+            }
+            if path.is_dir() {
+                dirs.push(path);
+            } else if keep(&path) {
+                files.push(path);
             }
         }
     }
@@ -128,6 +165,21 @@ mod tests {
         let known = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!(sha256_file(&f).unwrap(), known);
         assert_eq!(sha256_of(["a", "bc"]), known);
+    }
+
+    #[test]
+    fn installing_the_same_bytes_keeps_the_file_and_other_bytes_replace_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("kernel");
+        install_bytes(&dest, b"image").unwrap();
+        let inode = || std::fs::metadata(&dest).unwrap().ino();
+        let first = inode();
+        install_bytes(&dest, b"image").unwrap();
+        assert_eq!(inode(), first, "the same bytes must not replace the file");
+        install_bytes(&dest, b"imagf").unwrap();
+        assert_ne!(inode(), first, "new bytes are written through a new file");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"imagf");
     }
 
     #[test]

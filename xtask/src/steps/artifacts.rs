@@ -75,7 +75,14 @@ pub fn assemble(
     }
     let tables = aml_files(acpi)?;
     let acpi_dir = layout.acpi_dir();
-    let _ = std::fs::remove_dir_all(&acpi_dir);
+    // Unchanged files stay as they are (install_file); only tables that
+    // are no longer built go.
+    for old in files_with_extension(std::slice::from_ref(&acpi_dir), "aml")? {
+        if !tables.iter().any(|t| t.file_name() == old.file_name()) {
+            std::fs::remove_file(&old)
+                .with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+    }
     let mut sha256 = std::collections::BTreeMap::new();
     // Copies `src` to `dest` and records its sha256 under its relative path.
     let mut install = |src: &Path, dest: PathBuf| -> Result<PathBuf> {

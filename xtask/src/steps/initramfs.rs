@@ -2,11 +2,12 @@
 //! lab's `/init` and the module. Written in Rust (no cpio/gzip tools) with
 //! fixed owners and times, so the same inputs give the same bytes.
 
-use crate::fsutil::write_atomically;
+use crate::fsutil::{sha256_of, write_atomically};
 use anyhow::{Context, Result};
 use cpio::newc::Builder;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use std::borrow::Cow;
 use std::io::Cursor;
 use std::path::Path;
 
@@ -94,6 +95,22 @@ pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Resul
         ));
     }
 
+    // The archive is a function of its members: when they are what the
+    // archive in place was packed from, it stays (no compression, and its
+    // inode and time stay, which a saved machine's name follows).
+    let key = sha256_of(members.iter().flat_map(|m| {
+        let head = format!("{}\0{:o}\0{:?}\0{}\0", m.name, m.mode, m.rdev, m.data.len());
+        [
+            Cow::Owned(head.into_bytes()),
+            Cow::Borrowed(m.data.as_slice()),
+        ]
+    }));
+    let stamp = inputs_stamp(out);
+    let recorded = |key: &str| archive_id(out).map(|id| format!("{key} {id}"));
+    if std::fs::read_to_string(&stamp).ok() == recorded(&key) && out.is_file() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&stamp);
     let inputs = members.into_iter().enumerate().map(|(i, m)| {
         let mut b = Builder::new(&m.name)
             .ino(i as u32 + 1)
@@ -111,7 +128,29 @@ pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Resul
         let gz = cpio::write_cpio(inputs, GzEncoder::new(file, Compression::default()))?;
         gz.finish()?;
         Ok(())
-    })
+    })?;
+    let text = recorded(&key).with_context(|| format!("{} is gone", out.display()))?;
+    std::fs::write(&stamp, text).with_context(|| format!("cannot write {}", stamp.display()))
+}
+
+/// The size and modification time of the archive `out`: the stamp holds
+/// them, so an archive replaced by something else is packed again.
+fn archive_id(out: &Path) -> Option<String> {
+    let m = std::fs::metadata(out).ok()?;
+    let mtime = m
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!("{} {}", m.len(), mtime.as_nanos()))
+}
+
+/// The file beside the archive `out` that records the hash of the members
+/// it was packed from, and the archive's [`archive_id`].
+fn inputs_stamp(out: &Path) -> std::path::PathBuf {
+    let mut name = out.file_name().unwrap_or_default().to_os_string();
+    name.push(".inputs");
+    out.with_file_name(name)
 }
 
 #[cfg(test)]
@@ -162,6 +201,35 @@ mod tests {
         assert_eq!((find("dev/console").2, find("dev/console").3), (5, 1));
         assert_eq!(find("bin/sh").1 & 0o170000, S_IFLNK);
         find("lib/modules/rust_keyboard.ko");
+    }
+
+    #[test]
+    fn the_same_members_leave_the_archive_alone_and_a_new_module_repacks_it() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("busybox"), b"\x7fELF fake").unwrap();
+        std::fs::write(p("init"), b"#!/bin/sh\n").unwrap();
+        let ko = p("m.ko");
+        std::fs::write(&ko, b"one").unwrap();
+        let out = p("i.cpio.gz");
+        let inode = || std::fs::metadata(&out).unwrap().ino();
+        pack(&p("busybox"), &p("init"), &[&ko], &out).unwrap();
+        let first = inode();
+        pack(&p("busybox"), &p("init"), &[&ko], &out).unwrap();
+        assert_eq!(inode(), first);
+        std::fs::write(&ko, b"two").unwrap();
+        pack(&p("busybox"), &p("init"), &[&ko], &out).unwrap();
+        assert_ne!(inode(), first);
+        let mut raw = Vec::new();
+        GzDecoder::new(&std::fs::read(&out).unwrap()[..])
+            .read_to_end(&mut raw)
+            .unwrap();
+        assert!(raw.windows(3).any(|w| w == b"two"));
+        // An archive replaced behind the stamp's back is packed again.
+        std::fs::write(&out, b"other").unwrap();
+        pack(&p("busybox"), &p("init"), &[&ko], &out).unwrap();
+        assert!(std::fs::read(&out).unwrap().starts_with(&[0x1f, 0x8b]));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use super::kbuild::{KernelTools, existing};
 use crate::exec::{self, cmd};
+use crate::fsutil::files_below;
 use anyhow::{Context, Result, bail};
 use regex::Regex;
 use std::path::{Path, PathBuf};
@@ -247,27 +248,9 @@ static DIFF: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^Diff in (.+?)(?::(\d+):| at line (\d+):)$").expect("valid regex")
 });
 
-/// The Rust files below `src` (not in hidden directories), sorted.
+/// The Rust files below `src` (not hidden ones), sorted.
 pub fn rust_files(src: &Path) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut dirs = vec![src.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in
-            std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
-        {
-            let path = entry?.path();
-            let hidden = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-            if path.is_dir() && !hidden {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    files_below(src, &|p| p.extension().is_some_and(|e| e == "rs"))
 }
 
 /// `rustfmt --check` on the Rust files of `src` with the kernel's
