@@ -110,14 +110,16 @@ impl<'a> Runner<'a> {
             }
             Step::Module(k) => {
                 let t = self.toolchain()?;
+                let kernel_key = kernel::stamp_key(&host.kernel_out(t, &k.name));
                 let mut kos = Vec::new();
                 for m in plan::load_modules(&host.repo)? {
-                    kos.extend(module::build(
+                    kos.extend(module::build_unless_up_to_date(
                         &host.kernel_tree(t, &k.name),
                         &host.repo.join(&m.dir),
                         &host.module_out(&k.name, &m.dir),
                         &host.kernel_tools(t, self.jobs),
                         &host.logs(&k.name),
+                        kernel_key.as_deref(),
                     )?);
                 }
                 self.modules.insert(k.name.clone(), kos);

@@ -189,6 +189,12 @@ pub fn build(
     Ok(output)
 }
 
+/// The key of the build that the kernel output directory `out` holds (what
+/// it was made from), if it holds a finished one.
+pub fn stamp_key(out: &Path) -> Option<String> {
+    std::fs::read_to_string(out.join(STAMP)).ok()
+}
+
 /// Takes the lock file of the kernel output directory `out`, waiting (with a
 /// message) while another build holds it. The lock is released when the
 /// returned file is dropped, or when the process dies.

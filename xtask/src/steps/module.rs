@@ -4,10 +4,91 @@
 
 use super::kbuild::{KernelTools, existing};
 use crate::exec;
-use crate::fsutil::install_file;
+use crate::fsutil::{files_below, install_file, sha256_of};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Name of the file in a module's output directory that records what its
+/// `.ko` files were built from ([`inputs_key`]) and their names.
+const STAMP: &str = ".lab-module-stamp";
+
+/// [`build`], unless `out` holds the `.ko` files of a build of the same
+/// sources against the same kernel build: `kernel_key` is the kernel
+/// step's stamp (which changes with the kernel's source, patches, fragments
+/// and tools). A build with nothing to do then runs no make (kbuild's own
+/// no-op takes about half a second per directory). Without a key (no
+/// stamp) it always builds.
+pub fn build_unless_up_to_date(
+    kdir: &Path,
+    src: &Path,
+    out: &Path,
+    tools: &KernelTools,
+    log_dir: &Path,
+    kernel_key: Option<&str>,
+) -> Result<Vec<PathBuf>> {
+    let stamp = out.join(STAMP);
+    let key = kernel_key
+        .map(|k| inputs_key(k, kdir, src, out))
+        .transpose()?;
+    if let Some(kos) = key.as_deref().and_then(|k| recorded(&stamp, k, out)) {
+        eprintln!("  module: {}/ up to date", dir_name(src));
+        return Ok(kos);
+    }
+    let _ = std::fs::remove_file(&stamp);
+    let built = build(kdir, src, out, tools, log_dir)?;
+    if let Some(key) = key {
+        let mut text = key;
+        for ko in &built {
+            text.push('\n');
+            text.push_str(&ko.file_name().unwrap_or_default().to_string_lossy());
+        }
+        std::fs::write(&stamp, text)
+            .with_context(|| format!("cannot write {}", stamp.display()))?;
+    }
+    Ok(built)
+}
+
+/// The `.ko` files the stamp at `stamp` lists, if it was written for `key`
+/// and they are all in `out`.
+fn recorded(stamp: &Path, key: &str, out: &Path) -> Option<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(stamp).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != key {
+        return None;
+    }
+    let kos: Vec<PathBuf> = lines.map(|name| out.join(name)).collect();
+    (!kos.is_empty() && kos.iter().all(|k| k.is_file())).then_some(kos)
+}
+
+/// What a module build is made from: the kernel step's key, the paths
+/// (kdir, source, output) and the name and content of every file of the
+/// source directory but hidden ones and an editor's rust-project.json.
+/// More files than kbuild reads is the safe side: an extra rebuild, never
+/// a missed one.
+pub fn inputs_key(kernel_key: &str, kdir: &Path, src: &Path, out: &Path) -> Result<String> {
+    let mut parts = vec![
+        kernel_key.as_bytes().to_vec(),
+        format!(
+            "\0{}\0{}\0{}\0",
+            kdir.display(),
+            src.display(),
+            out.display()
+        )
+        .into_bytes(),
+    ];
+    let files = files_below(src, &|p| {
+        p.file_name().is_none_or(|n| n != "rust-project.json")
+    })?;
+    for file in files {
+        let rel = file.strip_prefix(src).unwrap_or(&file);
+        let data =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        parts.push(format!("{}\0{}\0", rel.display(), data.len()).into_bytes());
+        parts.push(data);
+    }
+    Ok(sha256_of(parts))
+}
 
 /// Builds the out-of-tree module in `src` against the kernel build tree
 /// `kdir` with output in `out` (the source tree is left untouched) and
@@ -105,4 +186,62 @@ pub fn rust_analyzer_project(
     }
     install_file(&generated, &dest)?;
     Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn the_inputs_key_follows_content_and_kernel_not_times_or_editor_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("module");
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        for (f, text) in [
+            ("Kbuild", "obj-m := m.o\n"),
+            ("m.rs", "fn a() {}\n"),
+            ("sub/x.h", ""),
+        ] {
+            std::fs::write(src.join(f), text).unwrap();
+        }
+        let (kdir, out) = (Path::new("/k"), Path::new("/o"));
+        let key = |kernel: &str| inputs_key(kernel, kdir, &src, out).unwrap();
+        let first = key("kernel-a");
+        // A touch, an editor's swap file and rust-project.json change nothing.
+        std::fs::File::options()
+            .write(true)
+            .open(src.join("m.rs"))
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(60))
+            .unwrap();
+        std::fs::write(src.join(".m.rs.swp"), "x").unwrap();
+        std::fs::write(src.join("rust-project.json"), "{}").unwrap();
+        assert_eq!(key("kernel-a"), first);
+        // Another kernel build, an edit or a new file does.
+        assert_ne!(key("kernel-b"), first);
+        std::fs::write(src.join("m.rs"), "fn b() {}\n").unwrap();
+        let edited = key("kernel-a");
+        assert_ne!(edited, first);
+        std::fs::write(src.join("sub/y.c"), "").unwrap();
+        assert_ne!(key("kernel-a"), edited);
+    }
+
+    #[test]
+    fn a_stamp_counts_only_for_its_key_and_with_every_module_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let stamp = out.join(STAMP);
+        std::fs::write(&stamp, "k1\na.ko\nb.ko").unwrap();
+        std::fs::write(out.join("a.ko"), "").unwrap();
+        assert_eq!(recorded(&stamp, "k1", out), None, "b.ko is missing");
+        std::fs::write(out.join("b.ko"), "").unwrap();
+        assert_eq!(
+            recorded(&stamp, "k1", out),
+            Some(vec![out.join("a.ko"), out.join("b.ko")])
+        );
+        assert_eq!(recorded(&stamp, "k2", out), None);
+        std::fs::write(&stamp, "k1").unwrap();
+        assert_eq!(recorded(&stamp, "k1", out), None, "a stamp without modules");
+    }
 }

@@ -11,7 +11,9 @@
 //!   user types it) and its kernel step alone (in process: the stamp
 //!   check that skips make); and a bare `make` no-op in the same `O=` tree
 //!   with the kernel step's own make variables ([`KernelTools::make`]);
-//! * (c) a module edit to green: the module source touched, the module,
+//! * (c) a module edit to green: a comment line appended to the module
+//!   source (the module step follows content, not times; the file is put
+//!   back after each round), the module,
 //!   initramfs and artifact steps of `cargo xtask watch`, then one
 //!   acceptance test through watch's nextest run;
 //! * (d) a timeline boot: a bare QEMU with `earlyprintk=ttyS0 debug
@@ -49,7 +51,7 @@ use vm_tests::{Artifacts, Machine, VmConfig, kbd};
 /// The acceptance test of (c): the nextest filter expression.
 const EDIT_TEST: &str =
     "binary(acceptance) & test(=lab::rust::ex4_driver_probes_and_binds_kbd0001)";
-/// The module file (c) touches.
+/// The module file (c) edits.
 const EDIT_FILE: &str = "module/rust_keyboard.rs";
 /// What the timeline boots add to the kernel command line.
 const TIMELINE_APPEND: &str = "earlyprintk=ttyS0 debug loglevel=7";
@@ -144,7 +146,7 @@ const ITEMS: [(&str, &str, &str, &str); 16] = [
         "edit_build",
         "c",
         "s",
-        "module edit: touch, then the module, initramfs and artifact steps",
+        "module edit: a comment appended, then the module, initramfs and artifact steps",
     ),
     (
         "edit_test",
@@ -156,7 +158,7 @@ const ITEMS: [(&str, &str, &str, &str); 16] = [
         "edit_to_green",
         "c",
         "s",
-        "module edit to green: touch to the test's pass",
+        "module edit to green: the edit to the test's pass",
     ),
     (
         "timeline_ready",
@@ -362,7 +364,7 @@ impl Bench<'_> {
             }
         }
         // (c)
-        values.extend(self.edit_to_green()?);
+        values.extend(self.edit_to_green(round)?);
         // (d)
         let (v, timeline, timeline_command) = self.timeline_boot(round)?;
         values.extend(v);
@@ -429,7 +431,9 @@ impl Bench<'_> {
         let elapsed = t0.elapsed().as_secs_f64();
         let text = out.text();
         ensure!(
-            out.status.success() && text.contains("kernel: up to date"),
+            out.status.success()
+                && text.contains("kernel: up to date")
+                && !text.contains("module: build"),
             "`cargo xtask build` was not a no-op ({}):\n{text}",
             out.status
         );
@@ -492,21 +496,29 @@ impl Bench<'_> {
         Ok(elapsed)
     }
 
-    /// (c) touch the module source, rebuild as `watch` does, run the test.
-    fn edit_to_green(&mut self) -> Result<Values> {
+    /// (c) edit the module source (a comment line no round had before),
+    /// rebuild as `watch` does, run the test; the source is put back
+    /// afterwards, also when a step fails.
+    fn edit_to_green(&mut self, round: usize) -> Result<Values> {
         let file = self.host.repo.join(EDIT_FILE);
+        let stamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         let t0 = Instant::now();
-        std::fs::File::options()
-            .write(true)
-            .open(&file)
-            .and_then(|f| f.set_modified(SystemTime::now()))
-            .with_context(|| format!("cannot touch {}", file.display()))?;
+        let edit = Edit::append(&file, &format!("// bench edit, round {round}, {stamp}\n"))?;
         for step in &self.rebuild {
             self.runner.run(step)?;
         }
         let built = t0.elapsed();
         let outcome = self.tests.run(&AtomicBool::new(false))?;
         let total = t0.elapsed();
+        // The source as it was, and its build: the next round's no-op
+        // build has nothing to do again.
+        edit.restore()?;
+        for step in &self.rebuild {
+            self.runner.run(step)?;
+        }
         match outcome {
             Outcome::Pass(summary) if summary.contains("1 test run: 1 passed") => {}
             Outcome::Pass(summary) | Outcome::Fail(summary) => {
@@ -810,6 +822,49 @@ fn write(out: &Path, r: &Report) -> Result<()> {
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// A comment appended to a source file, put back by [`Edit::restore`] or,
+/// if a step failed first, on drop.
+struct Edit {
+    file: PathBuf,
+    original: Option<Vec<u8>>,
+}
+
+impl Edit {
+    /// Appends `line` to `file`.
+    fn append(file: &Path, line: &str) -> Result<Self> {
+        let original =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let mut edited = original.clone();
+        edited.extend_from_slice(line.as_bytes());
+        std::fs::write(file, edited).with_context(|| format!("cannot edit {}", file.display()))?;
+        Ok(Self {
+            file: file.to_owned(),
+            original: Some(original),
+        })
+    }
+
+    /// Writes the original content back.
+    fn restore(mut self) -> Result<()> {
+        self.put_back()
+    }
+
+    fn put_back(&mut self) -> Result<()> {
+        match self.original.take() {
+            Some(original) => std::fs::write(&self.file, original)
+                .with_context(|| format!("cannot put {} back", self.file.display())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Edit {
+    fn drop(&mut self) {
+        if let Err(e) = self.put_back() {
+            eprintln!("bench: {e:#}");
+        }
+    }
 }
 
 #[cfg(test)]
