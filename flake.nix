@@ -64,6 +64,7 @@
           fmt = lab.cargoFmt;
           clippy = lab.cargoClippy;
           module-lint = lab.moduleLint;
+          ra-check = lab.raCheck;
           test = lab.cargoTest;
           vm-tests = lab.vmTests;
           vm-tests-gdb = lab.vmTestsGdb;

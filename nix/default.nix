@@ -40,6 +40,8 @@ pkgs.lib.makeScope pkgs.newScope (self: {
 
   vmTests = self.callPackage ./vm-tests.nix {gdbTest = false;};
   vmTestsGdb = self.callPackage ./vm-tests.nix {gdbTest = true;};
+  # A check running one xtask command against a kernel's build tree.
+  kernelTreeCheck = self.callPackage ./kernel-tree-check.nix {};
   cargoFmt = self.callPackage ./cargo-fmt.nix {};
   cargoClippy = self.callPackage ./cargo-clippy.nix {};
   moduleLint = self.callPackage ./module-lint.nix {
@@ -55,6 +57,10 @@ pkgs.lib.makeScope pkgs.newScope (self: {
       inherit entry;
     }))
   self.kernelList.compileFail);
+  raCheck = self.callPackage ./ra-check.nix {
+    kernel = self.kernelSets.lab.kernel;
+    inherit (self.kernelList) moduleDirs;
+  };
   cargoTest = self.callPackage ./cargo-test.nix {};
   formatter = self.callPackage ./formatter.nix {};
   nixFormat = self.callPackage ./nix-format.nix {};

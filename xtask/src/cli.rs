@@ -261,8 +261,11 @@ pub struct DocArgs {
 /// Arguments of `ra-check`.
 #[derive(Args)]
 pub struct RaCheckArgs {
-    /// A module directory (repeatable; default: every module directory of
-    /// kernel/kernels.toml).
+    /// The kernel build tree (default: the host path's, built if needed).
+    #[arg(long, requires_all = ["src", "rust_analyzer"])]
+    pub kdir: Option<PathBuf>,
+    /// A Rust module directory (repeatable; default: those of
+    /// kernel/kernels.toml that hold Rust code).
     #[arg(long)]
     pub src: Vec<PathBuf>,
     /// The rust-analyzer binary (default: the one `--install` built, else
@@ -271,11 +274,11 @@ pub struct RaCheckArgs {
     pub rust_analyzer: Option<PathBuf>,
     /// Build rust-analyzer from the crate registry if there is none
     /// (ra_ap_rust-analyzer, about 12 min on 2 cores).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kdir")]
     pub install: bool,
-    /// Parallel jobs for make.
-    #[arg(long, short, default_value_t = default_jobs())]
-    pub jobs: usize,
+    /// The toolchain (with --kdir).
+    #[command(flatten)]
+    pub tools: ToolArgs,
 }
 
 /// Arguments of `watch`.

@@ -113,14 +113,31 @@ fn parse(text: &str) -> Vec<Diagnostic> {
 /// Checks every module directory.
 pub fn run(args: &RaCheckArgs) -> Result<()> {
     let start = Instant::now();
-    let host = Host::new()?;
-    let ra = rust_analyzer(&host, args)?;
+    let (ra, kdir, srcs, tools, logs) = match (&args.kdir, &args.rust_analyzer) {
+        (Some(kdir), Some(ra)) => (
+            ra.clone(),
+            kdir.clone(),
+            args.src.clone(),
+            args.tools.tools(),
+            std::env::temp_dir(),
+        ),
+        _ => {
+            let host = Host::new()?;
+            let ra = rust_analyzer(&host, args)?;
+            let (t, kdir) = lab_kernel(&host, args.tools.jobs)?;
+            let srcs = rust_module_dirs(module_dirs(&host, &args.src)?)?;
+            (
+                ra,
+                kdir,
+                srcs,
+                host.kernel_tools(&t, args.tools.jobs),
+                host.logs(vm_tests::artifacts::LAB_KERNEL).join("ra-check"),
+            )
+        }
+    };
     let version = exec::output(&mut cmd(&ra, ["--version"]))?;
-    let (t, kdir) = lab_kernel(&host, args.jobs)?;
-    let tools = host.kernel_tools(&t, args.jobs);
-    let logs = host.logs(vm_tests::artifacts::LAB_KERNEL).join("ra-check");
     let base = std::env::current_dir()?;
-    for src in module_dirs(&host, &args.src)? {
+    for src in srcs {
         let src = src
             .canonicalize()
             .with_context(|| format!("module source {} does not exist", src.display()))?;
@@ -202,6 +219,21 @@ pub fn run(args: &RaCheckArgs) -> Result<()> {
     }
     eprintln!("ra-check: done in {:.1} s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// The directories of `dirs` that hold Rust code (rust-analyzer has nothing
+/// to say about a C module's).
+fn rust_module_dirs(dirs: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let mut rust = Vec::new();
+    for dir in dirs {
+        if !lint::rust_files(&dir)?.is_empty() {
+            rust.push(dir);
+        }
+    }
+    if rust.is_empty() {
+        bail!("none of the module directories holds Rust code");
+    }
+    Ok(rust)
 }
 
 /// The first line of the probe in a crate root (the probe is its last two

@@ -198,20 +198,30 @@ fn check_derivations(log: &str, store: &StoreReader) -> Result<String, String> {
         }
         summary.push(format!("{what}: {}", describe(&taken)));
     }
-    // The gdb test is a check of its own because it needs the debug
-    // kernel's build tree (vmlinux, the gdb scripts): its dev output.
-    let gdb = store.read(&named(&checks, "vm-tests-gdb")?)?;
-    let taken = kernel_outputs(&gdb, &kernels);
-    if !taken
-        .iter()
-        .any(|(name, o)| name == "kernel-debug" && o.iter().any(|o| o == "dev"))
-    {
-        problems.push(format!(
-            "checks.vm-tests-gdb does not take kernel-debug.dev ({}): gdb would find no vmlinux",
-            describe(&taken)
-        ));
+    // Checks that need a kernel's build tree (its dev output): the gdb
+    // test (vmlinux, the gdb scripts of the debug kernel) and ra-check
+    // (the lab kernel's `make rust-analyzer`).
+    for (check, kernel, without) in [
+        ("vm-tests-gdb", "kernel-debug", "gdb would find no vmlinux"),
+        (
+            "ra-check",
+            "kernel",
+            "make rust-analyzer would have no tree",
+        ),
+    ] {
+        let drv = store.read(&named(&checks, check)?)?;
+        let taken = kernel_outputs(&drv, &kernels);
+        if !taken
+            .iter()
+            .any(|(name, o)| name == kernel && o.iter().any(|o| o == "dev"))
+        {
+            problems.push(format!(
+                "checks.{check} does not take {kernel}.dev ({}): {without}",
+                describe(&taken)
+            ));
+        }
+        summary.push(format!("checks.{check}: {}", describe(&taken)));
     }
-    summary.push(format!("checks.vm-tests-gdb: {}", describe(&taken)));
     for (name, path) in packages
         .iter()
         .filter(|(n, _)| *n == "module" || n.starts_with("module-"))
