@@ -161,7 +161,8 @@ pub struct Units<'a> {
     /// Whether an output line reports one unit done.
     pub is_unit: fn(&str) -> bool,
     /// The expected count (what the previous build of the same thing
-    /// counted), if known: then the display is a bar.
+    /// counted; for a first kernel build kernels.toml's `objects`), if
+    /// known: then the display is a bar.
     pub expected: Option<u64>,
     /// The units' name in messages ("objects").
     pub name: &'a str,

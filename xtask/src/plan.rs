@@ -35,6 +35,10 @@ pub struct KernelSpec {
     pub fragments: Vec<String>,
     /// When the host path builds it.
     pub build: When,
+    /// How many objects a full build of it counts: the progress bar's
+    /// total on a machine that never built it (afterwards the count of the
+    /// last full build is used).
+    pub objects: Option<u64>,
 }
 
 impl KernelSpec {

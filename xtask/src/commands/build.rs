@@ -97,6 +97,9 @@ impl<'a> Runner<'a> {
             }
             Step::Kernel(k) => {
                 let t = self.toolchain()?;
+                if let Some(n) = k.objects {
+                    kernel::seed_object_count(&host.kernel_out(t, &k.name), n)?;
+                }
                 let built = kernel::build(
                     &t.kernel_src,
                     &patches::series(&host.repo)?,

@@ -189,6 +189,19 @@ pub fn build(
     Ok(output)
 }
 
+/// Records `objects` as the object count of the kernel in the output
+/// directory `out` unless a build there counted them already: the progress
+/// bar's total for a first build.
+pub fn seed_object_count(out: &Path, objects: u64) -> Result<()> {
+    let file = out.join(UNITS);
+    if !file.exists() {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(&file, objects.to_string())
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    Ok(())
+}
+
 /// The key of the build that the kernel output directory `out` holds (what
 /// it was made from), if it holds a finished one.
 pub fn stamp_key(out: &Path) -> Option<String> {
