@@ -78,8 +78,12 @@ fn succeed_fail_and_timeouts() -> Result<()> {
     let r = m.wait_until_succeeds("false", Duration::from_secs(2));
     ensure!(matches!(r, Err(Error::Timeout { .. })), "{r:?}");
 
-    // Console waits consume lines and time out with a clear message.
-    m.succeed("echo marker-one > /dev/console; echo marker-two > /dev/console")?;
+    // Console waits consume lines and time out with a clear message. The
+    // console shell's prompt (`[rust-kbd-lab /root]# `) ends in no newline:
+    // the first echo ends its line, so each marker has a line of its own.
+    m.succeed(
+        "echo > /dev/console; echo marker-one > /dev/console; echo marker-two > /dev/console",
+    )?;
     let line = m.wait_for_console_text("marker-(one|two)", Duration::from_secs(10))?;
     ensure!(line == "marker-one", "{line}");
     let line = m.wait_for_console_text("marker-(one|two)", Duration::from_secs(10))?;
