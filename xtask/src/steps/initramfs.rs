@@ -1,6 +1,7 @@
-//! Packing the initramfs: a gzip'd newc cpio archive with busybox, the
-//! lab's `/init` and the module. Written in Rust (no cpio/gzip tools) with
-//! fixed owners and times, so the same inputs give the same bytes.
+//! Packing the initramfs: a gzip'd newc cpio archive with busybox and a link
+//! for each of its applets, the lab's `/init` and the module. Written in Rust
+//! (no cpio/gzip tools) with fixed owners and times, so the same inputs give
+//! the same bytes.
 
 use crate::fsutil::{sha256_of, write_atomically};
 use anyhow::{Context, Result};
@@ -64,8 +65,63 @@ impl Member {
     }
 }
 
-/// Packs `busybox`, `init` and the `modules` into `out` (a `.cpio.gz`).
-pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Result<()> {
+/// The directories busybox installs its applets' links into.
+const APPLET_DIRS: [&str; 4] = ["bin", "sbin", "usr/bin", "usr/sbin"];
+
+/// The links `busybox --install -s` would create (`bin/ls`, `sbin/insmod`,
+/// ...), from `busybox --list-full`: the archive brings them, so /init does
+/// not spend a fork on creating them at every boot. `busybox` must run on
+/// this machine (a static x86-64 busybox does, on the host and in Nix's
+/// build sandbox).
+pub fn applet_links(busybox: &Path) -> Result<Vec<String>> {
+    let out = std::process::Command::new(busybox)
+        .arg("--list-full")
+        .output()
+        .with_context(|| format!("cannot run {} --list-full", busybox.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} --list-full failed ({}): {}",
+        busybox.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    parse_applet_list(&String::from_utf8_lossy(&out.stdout))
+        .with_context(|| format!("{} --list-full", busybox.display()))
+}
+
+/// The applet links of a `--list-full` listing: one `<dir>/<applet>` per
+/// line. Links outside [`APPLET_DIRS`] (`linuxrc` at the top) and the two
+/// members the archive always has (`bin/busybox`, `bin/sh`) are left out.
+fn parse_applet_list(text: &str) -> Result<Vec<String>> {
+    let mut links = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let Some((dir, name)) = line.rsplit_once('/') else {
+            continue;
+        };
+        if !APPLET_DIRS.contains(&dir) || matches!(line, "bin/busybox" | "bin/sh") {
+            continue;
+        }
+        anyhow::ensure!(
+            !name.is_empty() && name != "." && name != "..",
+            "applet link {line:?} has no name"
+        );
+        links.push(line.to_owned());
+    }
+    anyhow::ensure!(!links.is_empty(), "no applet in the listing");
+    links.sort();
+    links.dedup();
+    Ok(links)
+}
+
+/// Packs `busybox` with its `applets` (from [`applet_links`]), `init` and
+/// the `modules` into `out` (a `.cpio.gz`).
+pub fn pack(
+    busybox: &Path,
+    applets: &[String],
+    init: &Path,
+    modules: &[&Path],
+    out: &Path,
+) -> Result<()> {
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
     let busybox_bytes = read(busybox)?;
     if !busybox_bytes.starts_with(b"\x7fELF") {
@@ -83,6 +139,9 @@ pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Resul
     members.push(Member::file("bin/busybox", 0o755, busybox_bytes));
     // /init is a shell script: /bin/sh must exist before it runs.
     members.push(Member::symlink("bin/sh", "busybox"));
+    for link in applets {
+        members.push(Member::symlink(link, "/bin/busybox"));
+    }
     members.push(Member::file("init", 0o755, read(init)?));
     for m in modules {
         let name = m
@@ -159,6 +218,11 @@ mod tests {
     use flate2::read::GzDecoder;
     use std::io::Read;
 
+    /// Two applet links, as [`applet_links`] gives them.
+    fn applets() -> Vec<String> {
+        vec!["bin/ls".into(), "sbin/insmod".into()]
+    }
+
     #[test]
     fn archive_holds_init_busybox_console_and_module_and_is_reproducible() {
         let dir = tempfile::tempdir().unwrap();
@@ -167,8 +231,22 @@ mod tests {
         std::fs::write(p("init"), b"#!/bin/sh\necho hi\n").unwrap();
         std::fs::write(p("rust_keyboard.ko"), b"ko").unwrap();
         let ko = p("rust_keyboard.ko");
-        pack(&p("busybox"), &p("init"), &[&ko], &p("a.cpio.gz")).unwrap();
-        pack(&p("busybox"), &p("init"), &[&ko], &p("b.cpio.gz")).unwrap();
+        pack(
+            &p("busybox"),
+            &applets(),
+            &p("init"),
+            &[&ko],
+            &p("a.cpio.gz"),
+        )
+        .unwrap();
+        pack(
+            &p("busybox"),
+            &applets(),
+            &p("init"),
+            &[&ko],
+            &p("b.cpio.gz"),
+        )
+        .unwrap();
         let a = std::fs::read(p("a.cpio.gz")).unwrap();
         assert_eq!(a, std::fs::read(p("b.cpio.gz")).unwrap());
 
@@ -189,6 +267,9 @@ mod tests {
             if name == "init" {
                 assert_eq!(body, b"#!/bin/sh\necho hi\n");
             }
+            if name == "sbin/insmod" {
+                assert_eq!(body, b"/bin/busybox");
+            }
             rest = r.finish().unwrap();
         }
         let find = |n: &str| {
@@ -200,7 +281,23 @@ mod tests {
         assert_eq!(find("dev/console").1 & 0o170000, S_IFCHR);
         assert_eq!((find("dev/console").2, find("dev/console").3), (5, 1));
         assert_eq!(find("bin/sh").1 & 0o170000, S_IFLNK);
+        assert_eq!(find("bin/ls").1 & 0o170000, S_IFLNK);
+        assert_eq!(find("sbin/insmod").1 & 0o170000, S_IFLNK);
         find("lib/modules/rust_keyboard.ko");
+    }
+
+    #[test]
+    fn applet_listing_gives_the_links_in_the_four_directories() {
+        let listing = "linuxrc\nbin/busybox\nbin/sh\nbin/ls\nsbin/insmod\nusr/bin/[\n\
+                       usr/sbin/chroot\nusr/bin/[\n";
+        assert_eq!(
+            parse_applet_list(listing).unwrap(),
+            ["bin/ls", "sbin/insmod", "usr/bin/[", "usr/sbin/chroot"]
+        );
+        let err = parse_applet_list("linuxrc\nbin/sh\n").unwrap_err();
+        assert!(err.to_string().contains("no applet"), "{err}");
+        let err = parse_applet_list("bin/..\n").unwrap_err();
+        assert!(err.to_string().contains("no name"), "{err}");
     }
 
     #[test]
@@ -214,12 +311,12 @@ mod tests {
         std::fs::write(&ko, b"one").unwrap();
         let out = p("i.cpio.gz");
         let inode = || std::fs::metadata(&out).unwrap().ino();
-        pack(&p("busybox"), &p("init"), &[&ko], &out).unwrap();
+        pack(&p("busybox"), &applets(), &p("init"), &[&ko], &out).unwrap();
         let first = inode();
-        pack(&p("busybox"), &p("init"), &[&ko], &out).unwrap();
+        pack(&p("busybox"), &applets(), &p("init"), &[&ko], &out).unwrap();
         assert_eq!(inode(), first);
         std::fs::write(&ko, b"two").unwrap();
-        pack(&p("busybox"), &p("init"), &[&ko], &out).unwrap();
+        pack(&p("busybox"), &applets(), &p("init"), &[&ko], &out).unwrap();
         assert_ne!(inode(), first);
         let mut raw = Vec::new();
         GzDecoder::new(&std::fs::read(&out).unwrap()[..])
@@ -228,7 +325,7 @@ mod tests {
         assert!(raw.windows(3).any(|w| w == b"two"));
         // An archive replaced behind the stamp's back is packed again.
         std::fs::write(&out, b"other").unwrap();
-        pack(&p("busybox"), &p("init"), &[&ko], &out).unwrap();
+        pack(&p("busybox"), &applets(), &p("init"), &[&ko], &out).unwrap();
         assert!(std::fs::read(&out).unwrap().starts_with(&[0x1f, 0x8b]));
     }
 
@@ -238,7 +335,7 @@ mod tests {
         let p = |n: &str| dir.path().join(n);
         std::fs::write(p("busybox"), b"#!/bin/sh").unwrap();
         std::fs::write(p("init"), b"").unwrap();
-        let err = pack(&p("busybox"), &p("init"), &[], &p("x")).unwrap_err();
+        let err = pack(&p("busybox"), &applets(), &p("init"), &[], &p("x")).unwrap_err();
         assert!(err.to_string().contains("not an ELF"), "{err}");
     }
 }
