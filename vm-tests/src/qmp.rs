@@ -34,7 +34,11 @@ use crate::{Error, Result};
 /// How long one QMP command may take before the client gives up.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Hold time of a key press ([`QmpClient::press`] from `Machine::send_key`).
-pub const KEY_HOLD: Duration = Duration::from_millis(100);
+/// QEMU waits this long after each of the chord's events (send-key's
+/// `hold-time`, default 100 ms); the PS/2 device has no typematic repeat, so
+/// a press is the same bytes however long it is held, and 20 ms still lets
+/// the guest read every byte before the next arrives.
+pub const KEY_HOLD: Duration = Duration::from_millis(20);
 /// Hold time of each character typed by [`QmpClient::type_text`].
 pub const CHAR_HOLD: Duration = Duration::from_millis(30);
 /// Pause after a key's last event before the next key, so that the guest
