@@ -391,13 +391,19 @@ pub fn rmmod(m: &mut Machine) -> Result<()> {
     rmmod_of(m, RUST)
 }
 
-/// Unloads `driver`'s module and checks it is gone.
+/// How long the driver's sysfs directory may outlive rmmod: the debug
+/// kernel's DEBUG_KOBJECT_RELEASE delays the release of the driver's kobject,
+/// which removes the directory, by 1 to 4 s (lib/kobject.c).
+pub const DRIVER_DIR_GONE: Duration = Duration::from_secs(15);
+
+/// Unloads `driver`'s module and checks it is gone: the module at once, the
+/// driver's directory within [`DRIVER_DIR_GONE`].
 pub fn rmmod_of(m: &mut Machine, driver: Driver) -> Result<()> {
     let name = driver.name();
     m.succeed(&format!("rmmod {name}"))?;
     m.fail(&format!("test -e /sys/module/{name}"))
         .context("the module is still loaded after rmmod")?;
-    m.fail(&format!("test -e {}", driver.driver_dir()))
+    m.wait_until_fails(&format!("test -e {}", driver.driver_dir()), DRIVER_DIR_GONE)
         .context("the driver is still registered after rmmod")?;
     Ok(())
 }
