@@ -79,7 +79,9 @@ fn ex2_boot_log_lists_acpi_tables_with_our_ssdt(kernel: &str) -> Result<()> {
         ssdt.signature == "SSDT" && ssdt.oem_id == "TEST" && ssdt.table_id == "VIRTACPI",
         "acpi/ssdt.aml header is {ssdt:?}, expected SSDT TEST VIRTACPI"
     );
-    let vm = kernel_vm(kernel)?.with_name(format!("{kernel}-acpi-tables"));
+    let vm = kernel_vm(kernel)?
+        .with_name(format!("{kernel}-acpi-tables"))
+        .with_snapshot();
     run_test(vm, |m| {
         let log = m.kernel_log()?;
         let tables = TableHeader::boot_tables(&log);
@@ -117,7 +119,8 @@ fn ex2_boot_log_lists_acpi_tables_with_our_ssdt(kernel: &str) -> Result<()> {
 fn ex3_acpi_device_has_sta_15_and_the_ssdt_resources(s: Subject) -> Result<()> {
     let asl = asl_resources("ssdt.asl")?;
     let irq_name = s.driver.irq_name();
-    run_test(s.vm("acpi-device")?.with_append("lab.nomodule"), |m| {
+    let vm = s.vm("acpi-device")?.with_append("lab.nomodule");
+    run_test(vm.with_snapshot(), |m| {
         m.succeed(&format!("test -d {ACPI_DEV}"))?;
         let hid = m.succeed(&format!("cat {ACPI_DEV}/hid"))?;
         ensure!(hid.trim() == "KBD0001", "hid is {hid:?}");
@@ -188,7 +191,8 @@ fn ex4_driver_probes_and_binds_kbd0001(s: Subject) -> Result<()> {
     // mode is threaded, the C twin's only one the workqueue.
     let vm = kernel_vm(s.kernel)?
         .with_append(&format!("lab.driver={name}"))
-        .with_name(format!("{}-{}-probe", s.kernel, s.driver));
+        .with_name(format!("{}-{}-probe", s.kernel, s.driver))
+        .with_snapshot();
     run_test(vm, |m| {
         let log = m.kernel_log()?;
         let re = device_message_of(
@@ -266,7 +270,7 @@ fn ex5_proc_interrupts_lists_the_handler_on_irq1_io_apic_edge(s: Subject) -> Res
 
 fn firmware_without_ssdt_module_loads_and_nothing_probes(s: Subject) -> Result<()> {
     let name = s.driver.name();
-    run_test(s.vm("no-ssdt")?.with_ssdt(None), |m| {
+    run_test(s.vm("no-ssdt")?.with_ssdt(None).with_snapshot(), |m| {
         let log = m.kernel_log()?;
         ensure!(
             TableHeader::boot_tables(&log)
@@ -287,7 +291,8 @@ fn firmware_without_ssdt_module_loads_and_nothing_probes(s: Subject) -> Result<(
 
 fn firmware_sta_not_present_means_no_probe(s: Subject) -> Result<()> {
     let table = TableHeader::read_aml(&artifacts()?.acpi_table("sta-absent")?)?;
-    run_test(s.vm_with_ssdt_variant("sta-absent", "sta-absent")?, |m| {
+    let vm = s.vm_with_ssdt_variant("sta-absent", "sta-absent")?;
+    run_test(vm.with_snapshot(), |m| {
         let tables = TableHeader::boot_tables(&m.kernel_log()?);
         ensure!(
             tables.contains(&table),
@@ -312,7 +317,8 @@ fn firmware_without_irq_fails_probe_cleanly_and_unloads(s: Subject) -> Result<()
         "no-irq.asl declares IRQs {:?}",
         asl.irqs
     );
-    run_test(s.vm_with_ssdt_variant("no-irq", "no-irq")?, |m| {
+    let vm = s.vm_with_ssdt_variant("no-irq", "no-irq")?;
+    run_test(vm.with_snapshot(), |m| {
         m.succeed(&format!("test -e {PLATFORM_DEV}"))?;
         // The IRQ lookup fails with -ENXIO (-6): the driver must say so, as
         // an error naming the device and the missing IRQ.
@@ -641,7 +647,8 @@ fn wait_quiet(m: &mut Machine) -> Result<()> {
 // ---------------------------------------------------------------------------
 
 fn q35_driver_probes_and_keys_arrive(s: Subject) -> Result<()> {
-    run(s.vm("q35")?.with_machine(MachineType::Q35), |m| {
+    let vm = s.vm("q35")?.with_machine(MachineType::Q35);
+    run(vm.with_snapshot(), |m| {
         m.succeed(&format!("test -L {}/{DEVICE}", s.driver.driver_dir()))?;
         check_probed(m, s.driver)?;
         let ints: Interrupts = m.interrupts()?;
