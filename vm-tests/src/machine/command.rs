@@ -19,12 +19,12 @@ const REPLY_GRACE: Duration = Duration::from_secs(10);
 const LOG_OUTPUT_LINES: usize = 200;
 /// Pause between two runs of a command by [`Machine::wait_until_succeeds`]
 /// and [`Machine::wait_until_fails`].
-const RETRY_PAUSE: Duration = Duration::from_secs(1);
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// The shortest timeout of a command run by those.
 const RETRY_MIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause between two reads of `/proc/interrupts` by
 /// [`Machine::wait_for_interrupts`].
-const IRQ_POLL: Duration = Duration::from_millis(100);
+const IRQ_POLL: Duration = Duration::from_millis(25);
 
 /// The exit status a command must have.
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +123,7 @@ impl Machine {
         self.run_expecting(cmd, Expect::Failure, Some(timeout))
     }
 
-    /// Repeats a command (about once a second) until it exits with status 0
+    /// Repeats a command (every [`RETRY_PAUSE`]) until it exits with status 0
     /// and returns its output; fails after `timeout`.
     pub fn wait_until_succeeds(&mut self, cmd: &str, timeout: Duration) -> Result<String> {
         self.repeat_until(cmd, Expect::Success, timeout)
@@ -151,7 +151,7 @@ impl Machine {
         Interrupts::parse(&self.succeed("cat /proc/interrupts")?)
     }
 
-    /// Polls `/proc/interrupts` (every 100 ms) until the total count of `irq`
+    /// Polls `/proc/interrupts` (every [`IRQ_POLL`]) until the total count of `irq`
     /// reaches `at_least`, and returns the count seen (which may be higher).
     pub fn wait_for_interrupts(
         &mut self,
