@@ -129,7 +129,7 @@ pub fn pack(
     }
     let mut members = vec![];
     for d in [
-        "bin", "sbin", "dev", "etc", "lib", MODULE_DIR, "proc", "root", "sys", "tmp", "usr",
+        "bin", "sbin", "dev", "etc", "lib", MODULE_DIR, "proc", "root", "run", "sys", "tmp", "usr",
         "usr/bin", "usr/sbin",
     ] {
         members.push(Member::dir(d));
