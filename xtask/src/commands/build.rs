@@ -143,7 +143,6 @@ impl<'a> Runner<'a> {
         let out = self.host.initramfs_out(&k.name);
         initramfs::pack(
             &busybox,
-            &initramfs::applet_links(&busybox)?,
             &self.host.repo.join("initramfs/init"),
             &refs,
             &out,

@@ -113,20 +113,29 @@ fn parse_applet_list(text: &str) -> Result<Vec<String>> {
     Ok(links)
 }
 
-/// Packs `busybox` with its `applets` (from [`applet_links`]), `init` and
+/// Packs `busybox` with its applets' links ([`applet_links`]), `init` and
 /// the `modules` into `out` (a `.cpio.gz`).
-pub fn pack(
-    busybox: &Path,
+pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Result<()> {
+    let busybox_bytes = read(busybox)?;
+    if !busybox_bytes.starts_with(b"\x7fELF") {
+        anyhow::bail!("{} is not an ELF binary", busybox.display());
+    }
+    pack_members(busybox_bytes, &applet_links(busybox)?, init, modules, out)
+}
+
+/// Reads a file, naming it on error.
+fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+/// [`pack`] with busybox's bytes and its applet links given.
+fn pack_members(
+    busybox_bytes: Vec<u8>,
     applets: &[String],
     init: &Path,
     modules: &[&Path],
     out: &Path,
 ) -> Result<()> {
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
-    let busybox_bytes = read(busybox)?;
-    if !busybox_bytes.starts_with(b"\x7fELF") {
-        anyhow::bail!("{} is not an ELF binary", busybox.display());
-    }
     let mut members = vec![];
     for d in [
         "bin", "sbin", "dev", "etc", "lib", MODULE_DIR, "proc", "root", "run", "sys", "tmp", "usr",
@@ -218,6 +227,11 @@ mod tests {
     use flate2::read::GzDecoder;
     use std::io::Read;
 
+    /// The bytes the tests pack as busybox (an ELF magic, not a program).
+    fn fake_busybox() -> Vec<u8> {
+        b"\x7fELF fake".to_vec()
+    }
+
     /// Two applet links, as [`applet_links`] gives them.
     fn applets() -> Vec<String> {
         vec!["bin/ls".into(), "sbin/insmod".into()]
@@ -227,20 +241,19 @@ mod tests {
     fn archive_holds_init_busybox_console_and_module_and_is_reproducible() {
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
-        std::fs::write(p("busybox"), b"\x7fELF fake").unwrap();
         std::fs::write(p("init"), b"#!/bin/sh\necho hi\n").unwrap();
         std::fs::write(p("rust_keyboard.ko"), b"ko").unwrap();
         let ko = p("rust_keyboard.ko");
-        pack(
-            &p("busybox"),
+        pack_members(
+            fake_busybox(),
             &applets(),
             &p("init"),
             &[&ko],
             &p("a.cpio.gz"),
         )
         .unwrap();
-        pack(
-            &p("busybox"),
+        pack_members(
+            fake_busybox(),
             &applets(),
             &p("init"),
             &[&ko],
@@ -305,18 +318,17 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
-        std::fs::write(p("busybox"), b"\x7fELF fake").unwrap();
         std::fs::write(p("init"), b"#!/bin/sh\n").unwrap();
         let ko = p("m.ko");
         std::fs::write(&ko, b"one").unwrap();
         let out = p("i.cpio.gz");
         let inode = || std::fs::metadata(&out).unwrap().ino();
-        pack(&p("busybox"), &applets(), &p("init"), &[&ko], &out).unwrap();
+        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
         let first = inode();
-        pack(&p("busybox"), &applets(), &p("init"), &[&ko], &out).unwrap();
+        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
         assert_eq!(inode(), first);
         std::fs::write(&ko, b"two").unwrap();
-        pack(&p("busybox"), &applets(), &p("init"), &[&ko], &out).unwrap();
+        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
         assert_ne!(inode(), first);
         let mut raw = Vec::new();
         GzDecoder::new(&std::fs::read(&out).unwrap()[..])
@@ -325,7 +337,7 @@ mod tests {
         assert!(raw.windows(3).any(|w| w == b"two"));
         // An archive replaced behind the stamp's back is packed again.
         std::fs::write(&out, b"other").unwrap();
-        pack(&p("busybox"), &applets(), &p("init"), &[&ko], &out).unwrap();
+        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
         assert!(std::fs::read(&out).unwrap().starts_with(&[0x1f, 0x8b]));
     }
 
@@ -335,7 +347,7 @@ mod tests {
         let p = |n: &str| dir.path().join(n);
         std::fs::write(p("busybox"), b"#!/bin/sh").unwrap();
         std::fs::write(p("init"), b"").unwrap();
-        let err = pack(&p("busybox"), &applets(), &p("init"), &[], &p("x")).unwrap_err();
+        let err = pack(&p("busybox"), &p("init"), &[], &p("x")).unwrap_err();
         assert!(err.to_string().contains("not an ELF"), "{err}");
     }
 }
