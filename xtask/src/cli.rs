@@ -46,8 +46,8 @@ pub enum Command {
     Checkpatch,
     /// Benchmark: boot the VM several times, report boot-to-driver-bound
     /// time (`bench`), measure key throughput and latency per interrupt
-    /// mode (`bench keys`), or write the report of the lab against the bare
-    /// tools (`bench report`).
+    /// mode (`bench keys`), time a guest command (`bench command`), or write
+    /// the report of the lab against the bare tools (`bench report`).
     Bench(BenchArgs),
     /// Check that two builds from clean, in two fresh cache directories,
     /// give the same bytes (compares every artifact's sha256).
@@ -442,8 +442,9 @@ pub struct TestArgs {
 pub struct BenchArgs {
     /// What to measure: `boot` (boot to driver bound), `keys` (per
     /// interrupt mode: key events per second without loss, key latency,
-    /// counters) or `report` (the lab against the bare tools, written to
-    /// --out; always builds first).
+    /// counters), `command` (a guest command's round trip, per kernel) or
+    /// `report` (the lab against the bare tools, written to --out; always
+    /// builds first).
     #[arg(value_enum, default_value_t = BenchWhat::Boot)]
     pub what: BenchWhat,
     /// Number of boots (`boot`).
@@ -455,6 +456,9 @@ pub struct BenchArgs {
     /// Latency samples per mode (`keys`): key events, one per QMP command.
     #[arg(long, default_value_t = 200)]
     pub samples: usize,
+    /// Commands per script and kernel (`command`).
+    #[arg(long, default_value_t = 50)]
+    pub commands: usize,
     /// Key presses of the throughput burst per mode (`keys`; two events each).
     #[arg(long, default_value_t = 400)]
     pub presses: usize,
@@ -483,6 +487,9 @@ pub enum BenchWhat {
     Boot,
     /// Key events per second and key latency, per interrupt mode.
     Keys,
+    /// The round trip of one guest command, on the lab kernel and each
+    /// `--kernel`.
+    Command,
     /// The lab against the bare tools, alternating over `--rounds` rounds:
     /// VM test vs bare QEMU, no-op builds vs bare make, module edit to
     /// green, key latency, boot timeline; writes Markdown, JSON and SVG.

@@ -24,6 +24,9 @@
 //!     the oracle (`vm_tests::kbd`): a loss or a wrong line fails the run.
 //!   - the driver's debugfs counters after the burst, against the bytes and
 //!     events sent since boot.
+//! * `bench command`: the round trip of one guest command through the
+//!   harness's command channel, on the lab kernel and each `--kernel`
+//!   ([`command`]).
 //! * `bench report`: the lab next to the bare tools, alternating over
 //!   several rounds (one VM test against a bare QEMU, the no-op builds
 //!   against a bare make, a module edit to green, key latency to the
@@ -31,6 +34,7 @@
 //!   an SVG ([`report`]).
 
 mod bare;
+mod command;
 mod host_info;
 mod keys;
 mod lines;
@@ -63,6 +67,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     match args.what {
         BenchWhat::Boot => boot_to_bound(&dir, args.runs),
         BenchWhat::Keys => keys::run(&dir, args),
+        BenchWhat::Command => {
+            let mut kernels = vec![vm_tests::artifacts::LAB_KERNEL.to_owned()];
+            kernels.extend(args.build.kernels.iter().cloned());
+            command::run(&dir, &kernels, args.commands)
+        }
         BenchWhat::Report => unreachable!("handled above"),
     }
 }
