@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! guest, once serving:  @@LAB-CHANNEL-READY
-//! host -> guest:        <id> <timeout-seconds> <base64 of a shell script>\n
+//! host -> guest:        <id> <timeout-seconds> <shell script, escaped>\n
 //! guest -> host:        @@LAB-BEGIN <id>
 //!                       <base64 of stdout+stderr, wrapped, zero or more lines>
 //!                       @@LAB-END <id> <exit status>
@@ -13,9 +13,12 @@
 //!
 //! * `<id>` is a decimal number the host never reuses, so a late reply to a
 //!   request the host gave up on is recognised and ignored;
-//! * base64 in both directions makes any byte (newlines, NULs, escape
-//!   sequences, invalid UTF-8, a missing final newline) safe, and makes an
-//!   empty output an empty block rather than a special case;
+//! * the script goes as the argument of the guest's `printf '%b'` (a shell
+//!   builtin, so decoding it costs the guest no fork): every byte that is
+//!   not printable ASCII, and the backslash, as a `\0ooo` octal escape;
+//! * base64 of the output makes any byte (newlines, NULs, escape sequences,
+//!   invalid UTF-8, a missing final newline) safe, and an empty output is an
+//!   empty block (the guest runs no base64 for it);
 //! * lines outside a `BEGIN`/`END` block (noise, a restarted channel's ready
 //!   marker) are ignored;
 //! * the guest runs the script with `sh`, stdin from `/dev/null`, and kills it
@@ -41,9 +44,19 @@ pub const BEGIN_MARKER: &str = "@@LAB-BEGIN";
 /// End of a reply block: `@@LAB-END <id> <status>`.
 pub const END_MARKER: &str = "@@LAB-END";
 
-/// Encodes a request line (with its final newline).
+/// Encodes a request line (with its final newline): printable ASCII other
+/// than the backslash as it is, every other byte of the script as `\0ooo`.
 pub fn encode_request(id: u64, timeout_secs: u64, script: &str) -> String {
-    format!("{id} {} {}\n", timeout_secs.max(1), STANDARD.encode(script))
+    let mut line = format!("{id} {} ", timeout_secs.max(1));
+    for b in script.bytes() {
+        if (b' '..=b'~').contains(&b) && b != b'\\' {
+            line.push(char::from(b));
+        } else {
+            line.push_str(&format!("\\0{b:03o}"));
+        }
+    }
+    line.push('\n');
+    line
 }
 
 /// A reply to one request.
@@ -266,8 +279,49 @@ mod tests {
 
     #[test]
     fn request_encoding() {
-        assert_eq!(encode_request(7, 30, "echo hi"), "7 30 ZWNobyBoaQ==\n");
+        assert_eq!(encode_request(7, 30, "echo 'hi'"), "7 30 echo 'hi'\n");
         assert_eq!(encode_request(8, 0, ""), "8 1 \n");
+        assert_eq!(
+            encode_request(9, 5, "a\\b\tc\né%"),
+            "9 5 a\\0134b\\0011c\\0012\\0303\\0251%\n"
+        );
+    }
+
+    /// The request, read and decoded by the guest's own code: the channel
+    /// loop's split and `printf '%b'`, in the host's busybox sh (the
+    /// initramfs packer's busybox; ash, like the guest's).
+    #[test]
+    fn request_decodes_in_busybox_sh() {
+        let script = "  printf '%s\\n' 'tab\t\u{e9} \\c %b \\0101'\n\u{1b}[0m\r\x7f  ";
+        let decode = r#"IFS= read -r line
+id=${line%% *}
+rest=${line#"$id" }
+secs=${rest%% *}
+script=${rest#"$secs" }
+printf '%s %s ' "$id" "$secs"
+printf '%b' "$script""#;
+        let mut child = match std::process::Command::new("busybox")
+            .args(["sh", "-c", decode])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => panic!("busybox (the packer's, from busybox-static) cannot run: {e}"),
+        };
+        let request = encode_request(42, 3, script);
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("42 3 {script}")
+        );
     }
 
     #[test]
@@ -343,9 +397,9 @@ mod tests {
             .unwrap();
         assert!(ch.wait_ready(Duration::from_secs(5)));
         ch.send(1, 5, "true").unwrap();
-        let mut line = [0u8; 12];
+        let mut line = [0u8; 9];
         guest.read_exact(&mut line).unwrap();
-        assert_eq!(&line, b"1 5 dHJ1ZQ==");
+        assert_eq!(&line, b"1 5 true\n");
         assert!(matches!(
             ch.poll(Duration::from_millis(10)).unwrap(),
             Poll::Pending

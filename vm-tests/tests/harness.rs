@@ -34,6 +34,10 @@ fn command_channel_is_byte_exact() -> Result<()> {
     );
     let script = format!("x='{}'; echo ${{#x}}", "y".repeat(20_000));
     ensure!(m.succeed(&script)?.trim() == "20000", "large script");
+    // The script's own bytes arrive untouched: spaces at its ends, a tab,
+    // backslash sequences, a non-ASCII character.
+    let out = m.succeed("  printf '%s\\n' 'tab\t\u{e9} \\c %b \\0101'  ")?;
+    ensure!(out == "tab\t\u{e9} \\c %b \\0101\n", "output {out:?}");
     // Quotes and shell syntax pass through untouched.
     let out = m.succeed(r#"a="it's"; echo "$a" '$HOME' `echo sub` | tr a-z A-Z"#)?;
     ensure!(out == "IT'S $HOME SUB\n", "output {out:?}");
