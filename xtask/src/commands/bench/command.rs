@@ -1,7 +1,8 @@
 //! `cargo xtask bench command`: the round trip of one guest command through
-//! the harness's command channel (`Machine::succeed`: the request on
-//! ttyS1, the guest's `/init` running the script, the reply read back), per kernel. The suite runs about two thousand of them, so their
-//! cost is most of its time.
+//! the harness's command channel (`Machine::succeed`: the request on ttyS1,
+//! the guest's `/init` running the script, the reply read back), per
+//! kernel. The suite runs about two thousand of them, and they are most of
+//! its machine time.
 
 use super::stats::Dist;
 use anyhow::{Context, Result, bail, ensure};
@@ -10,12 +11,15 @@ use std::time::Instant;
 use vm_tests::{Artifacts, Machine, VmConfig};
 
 /// The scripts timed, each with what its output must contain: the channel
-/// alone, a builtin with output, and a command that forks like most of the
-/// suite's checks.
-const SCRIPTS: [(&str, &str); 3] = [
+/// alone, a builtin with output, a command that forks like most of the
+/// suite's checks, and the kernel log without and with its transfer (the
+/// tests read it often; base64 and the serial line are the difference).
+const SCRIPTS: [(&str, &str); 5] = [
     ("true", ""),
     ("echo hello", "hello\n"),
     ("cat /proc/interrupts", "CPU0"),
+    ("dmesg >/dev/null", ""),
+    ("dmesg", "Linux version"),
 ];
 
 /// Boots each kernel once and times `commands` runs of each script.
