@@ -21,9 +21,9 @@
 //!   empty block (the guest runs no base64 for it);
 //! * lines outside a `BEGIN`/`END` block (noise, a restarted channel's ready
 //!   marker) are ignored;
-//! * the guest runs the script with `sh`, stdin from `/dev/null`, and kills it
-//!   with SIGKILL (status 137) after `<timeout-seconds>`, so the channel stays
-//!   usable after a hung command.
+//! * the guest runs the script in a subshell of its channel shell, stdin from
+//!   `/dev/null`, and kills it with SIGKILL (status 137) after
+//!   `<timeout-seconds>`, so the channel stays usable after a hung command.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};

@@ -3,6 +3,7 @@
 //! (no cpio/gzip tools) with fixed owners and times, so the same inputs give
 //! the same bytes.
 
+use crate::exec::{self, cmd};
 use crate::fsutil::{sha256_of, write_atomically};
 use anyhow::{Context, Result};
 use cpio::newc::Builder;
@@ -73,20 +74,9 @@ const APPLET_DIRS: [&str; 4] = ["bin", "sbin", "usr/bin", "usr/sbin"];
 /// not spend a fork on creating them at every boot. `busybox` must run on
 /// this machine (a static x86-64 busybox does, on the host and in Nix's
 /// build sandbox).
-pub fn applet_links(busybox: &Path) -> Result<Vec<String>> {
-    let out = std::process::Command::new(busybox)
-        .arg("--list-full")
-        .output()
-        .with_context(|| format!("cannot run {} --list-full", busybox.display()))?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{} --list-full failed ({}): {}",
-        busybox.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    parse_applet_list(&String::from_utf8_lossy(&out.stdout))
-        .with_context(|| format!("{} --list-full", busybox.display()))
+fn applet_links(busybox: &Path) -> Result<Vec<String>> {
+    let listing = exec::output(&mut cmd(busybox, ["--list-full"]))?;
+    parse_applet_list(&listing).with_context(|| format!("{} --list-full", busybox.display()))
 }
 
 /// The applet links of a `--list-full` listing: one `<dir>/<applet>` per
