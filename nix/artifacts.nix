@@ -21,7 +21,7 @@ stdenvNoCC.mkDerivation {
     runHook preBuild
     args=()
     ${lib.concatMapStrings (set: ''
-      args+=(--kernel ${set.name}=${set.kernel}/bzImage --initramfs ${set.name}=${set.initramfs}/initramfs.cpio.gz)
+      args+=(--kernel ${set.name}=${set.kernel}/bzImage --initramfs ${set.name}=${set.initramfs}/initramfs.cpio)
       for ko in ${set.module}/*.ko; do
         args+=(--module ${set.name}="$ko")
       done

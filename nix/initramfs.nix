@@ -1,10 +1,11 @@
 # An initramfs: `xtask initramfs` packs nixpkgs' static busybox (the host
 # path uses Debian's busybox-static), the lab's /init and the modules (every
-# .ko built against one of the lab's kernels) into $out/initramfs.cpio.gz.
+# .ko built against one of the lab's kernels) into $out/initramfs.cpio.
 {
   lib,
   stdenvNoCC,
   pkgsStatic,
+  removeReferencesTo,
   xtask,
   module,
 }:
@@ -13,23 +14,31 @@ stdenvNoCC.mkDerivation {
   inherit (module) version;
 
   dontUnpack = true;
-  nativeBuildInputs = [xtask];
+  nativeBuildInputs = [xtask removeReferencesTo];
 
   buildPhase = ''
     runHook preBuild
+    # nixpkgs' busybox names its own store path (udhcpc's default script,
+    # CONFIG_UDHCPC_DEFAULT_SCRIPT in pkgs/os-specific/linux/busybox); the
+    # archive is not compressed, so the copy packed drops it. The guest
+    # never runs udhcpc.
+    cp ${lib.getExe' pkgsStatic.busybox "busybox"} busybox
+    chmod u+w busybox
+    remove-references-to -t ${pkgsStatic.busybox} busybox
     modules=()
     for ko in ${module}/*.ko; do
       modules+=(--module "$ko")
     done
     xtask initramfs \
-      --busybox ${lib.getExe' pkgsStatic.busybox "busybox"} \
+      --busybox ./busybox \
       "''${modules[@]}" \
       --init ${../initramfs/init} \
-      --out "$out/initramfs.cpio.gz"
+      --out "$out/initramfs.cpio"
     runHook postBuild
   '';
 
   dontInstall = true;
-  # A compressed archive: the copies inside name no store path.
+  # The copies inside name no store path (the modules' own check, and
+  # busybox's reference removed above).
   allowedReferences = [];
 }

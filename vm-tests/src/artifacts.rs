@@ -8,7 +8,7 @@
 //! ```text
 //! $LAB_ARTIFACTS/bzImage              the lab kernel ("lab")
 //! $LAB_ARTIFACTS/rust_keyboard.ko     the module built against it
-//! $LAB_ARTIFACTS/initramfs.cpio.gz    busybox initramfs with /init and that module
+//! $LAB_ARTIFACTS/initramfs.cpio       busybox initramfs with /init and that module
 //! $LAB_ARTIFACTS/<kernel>/...         the same three for every other kernel (e.g. debug/)
 //! $LAB_ARTIFACTS/acpi/ssdt.aml        the real SSDT
 //! $LAB_ARTIFACTS/acpi/<name>.aml      test variants (sta-absent, no-irq, ...)
@@ -73,7 +73,7 @@ impl Layout {
 
     /// The initramfs holding the module built against `kernel`.
     pub fn initramfs(&self, kernel: &str) -> PathBuf {
-        self.kernel_dir(kernel).join("initramfs.cpio.gz")
+        self.kernel_dir(kernel).join("initramfs.cpio")
     }
 
     /// The directory of the compiled ACPI tables.
@@ -294,7 +294,7 @@ mod tests {
             dir.path().join("acpi/no-irq.aml")
         );
         let err = a.initramfs().unwrap_err().to_string();
-        assert!(err.contains("initramfs.cpio.gz"), "{err}");
+        assert!(err.contains("initramfs.cpio"), "{err}");
         assert!(err.contains("cargo xtask build"), "{err}");
         assert!(Artifacts::from_dir(dir.path().join("nope")).is_err());
     }
@@ -320,16 +320,13 @@ mod tests {
     fn the_lab_kernel_is_at_the_top_and_every_other_in_its_own_directory() {
         let l = Layout::new("/a");
         assert_eq!(l.kernel(LAB_KERNEL), Path::new("/a/bzImage"));
-        assert_eq!(l.initramfs(LAB_KERNEL), Path::new("/a/initramfs.cpio.gz"));
+        assert_eq!(l.initramfs(LAB_KERNEL), Path::new("/a/initramfs.cpio"));
         assert_eq!(
             l.module(LAB_KERNEL, MODULE_FILE),
             Path::new("/a/rust_keyboard.ko")
         );
         assert_eq!(l.kernel("debug"), Path::new("/a/debug/bzImage"));
-        assert_eq!(
-            l.initramfs("debug"),
-            Path::new("/a/debug/initramfs.cpio.gz")
-        );
+        assert_eq!(l.initramfs("debug"), Path::new("/a/debug/initramfs.cpio"));
         assert_eq!(l.acpi_table("no-irq.aml"), Path::new("/a/acpi/no-irq.aml"));
         assert_eq!(l.manifest(), Path::new("/a/manifest.json"));
         assert_eq!(

@@ -203,10 +203,10 @@ mod tests {
 
     /// A config of real files in `dir`, so the key can read them.
     fn config(dir: &Path) -> VmConfig {
-        for f in ["bzImage", "initramfs.cpio.gz"] {
+        for f in ["bzImage", "initramfs.cpio"] {
             std::fs::write(dir.join(f), f).unwrap();
         }
-        VmConfig::new(dir.join("bzImage"), dir.join("initramfs.cpio.gz")).unwrap()
+        VmConfig::new(dir.join("bzImage"), dir.join("initramfs.cpio")).unwrap()
     }
 
     #[test]

@@ -320,7 +320,7 @@ pub struct InitramfsStepArgs {
     /// The /init script.
     #[arg(long)]
     pub init: PathBuf,
-    /// The .cpio.gz to write.
+    /// The .cpio to write (an uncompressed newc archive).
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -61,7 +61,7 @@ impl Host {
         self.cache
             .builds()
             .join(format!("initramfs-{name}"))
-            .join("initramfs.cpio.gz")
+            .join("initramfs.cpio")
     }
 
     /// The compiled ACPI tables.

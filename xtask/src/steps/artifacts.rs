@@ -168,7 +168,7 @@ mod tests {
             .map(|name| KernelFiles {
                 name: (*name).to_owned(),
                 kernel: file(b, &format!("{name}/bzImage")),
-                initramfs: file(b, &format!("{name}/initramfs.cpio.gz")),
+                initramfs: file(b, &format!("{name}/initramfs.cpio")),
                 modules: vec![file(b, &format!("{name}/rust_keyboard.ko"))],
             })
             .collect();
@@ -180,13 +180,13 @@ mod tests {
         let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
         assert_eq!(read(a.kernel().unwrap()), "lab/bzImage");
         assert_eq!(read(a.module().unwrap()), "lab/rust_keyboard.ko");
-        assert_eq!(read(a.initramfs().unwrap()), "lab/initramfs.cpio.gz");
+        assert_eq!(read(a.initramfs().unwrap()), "lab/initramfs.cpio");
         assert_eq!(read(a.ssdt().unwrap()), "acpi/ssdt.aml");
         assert_eq!(read(a.acpi_table("no-irq").unwrap()), "acpi/no-irq.aml");
         assert_eq!(read(a.kernel_of("debug").unwrap()), "debug/bzImage");
         assert_eq!(
             read(a.initramfs_of("debug").unwrap()),
-            "debug/initramfs.cpio.gz"
+            "debug/initramfs.cpio"
         );
         assert!(!layout.acpi_dir().join("ssdt.lst").exists());
         let manifest: serde_json::Value = serde_json::from_str(&read(layout.manifest())).unwrap();

@@ -1,16 +1,16 @@
-//! Packing the initramfs: a gzip'd newc cpio archive with busybox and a link
-//! for each of its applets, the lab's `/init` and the module. Written in Rust
-//! (no cpio/gzip tools) with fixed owners and times, so the same inputs give
-//! the same bytes.
+//! Packing the initramfs: an uncompressed newc cpio archive with busybox and
+//! a link for each of its applets, the lab's `/init` and the module. Written
+//! in Rust (no cpio tool) with fixed owners and times, so the same inputs give
+//! the same bytes. Uncompressed because the kernel then copies the archive
+//! instead of inflating it: gzip's inflate took 112 ms of every boot on TCG
+//! (`initcall_debug`, populate_rootfs), for a 1.1 MB archive of 2.5 MB.
 
 use crate::exec::{self, cmd};
 use crate::fsutil::{sha256_of, write_atomically};
 use anyhow::{Context, Result};
 use cpio::newc::Builder;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use std::borrow::Cow;
-use std::io::Cursor;
+use std::io::{BufWriter, Cursor, Write};
 use std::path::Path;
 
 /// File type bits of `st_mode`.
@@ -104,7 +104,7 @@ fn parse_applet_list(text: &str) -> Result<Vec<String>> {
 }
 
 /// Packs `busybox` with its applets' links ([`applet_links`]), `init` and
-/// the `modules` into `out` (a `.cpio.gz`).
+/// the `modules` into `out` (a newc `.cpio`, uncompressed).
 pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Result<()> {
     let busybox_bytes = read(busybox)?;
     if !busybox_bytes.starts_with(b"\x7fELF") {
@@ -154,7 +154,7 @@ fn pack_members(
     }
 
     // The archive is a function of its members: when they are what the
-    // archive in place was packed from, it stays (no compression, and its
+    // archive in place was packed from, it stays (it is not written again, and its
     // inode and time stay, which a saved machine's name follows).
     let key = sha256_of(members.iter().flat_map(|m| {
         let head = format!("{}\0{:o}\0{:?}\0{}\0", m.name, m.mode, m.rdev, m.data.len());
@@ -183,8 +183,7 @@ fn pack_members(
         (b, Cursor::new(m.data))
     });
     write_atomically(out, |file| {
-        let gz = cpio::write_cpio(inputs, GzEncoder::new(file, Compression::default()))?;
-        gz.finish()?;
+        cpio::write_cpio(inputs, BufWriter::new(file))?.flush()?;
         Ok(())
     })?;
     let text = recorded(&key).with_context(|| format!("{} is gone", out.display()))?;
@@ -214,7 +213,6 @@ fn inputs_stamp(out: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use flate2::read::GzDecoder;
     use std::io::Read;
 
     /// The bytes the tests pack as busybox (an ELF magic, not a program).
@@ -234,28 +232,12 @@ mod tests {
         std::fs::write(p("init"), b"#!/bin/sh\necho hi\n").unwrap();
         std::fs::write(p("rust_keyboard.ko"), b"ko").unwrap();
         let ko = p("rust_keyboard.ko");
-        pack_members(
-            fake_busybox(),
-            &applets(),
-            &p("init"),
-            &[&ko],
-            &p("a.cpio.gz"),
-        )
-        .unwrap();
-        pack_members(
-            fake_busybox(),
-            &applets(),
-            &p("init"),
-            &[&ko],
-            &p("b.cpio.gz"),
-        )
-        .unwrap();
-        let a = std::fs::read(p("a.cpio.gz")).unwrap();
-        assert_eq!(a, std::fs::read(p("b.cpio.gz")).unwrap());
+        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &p("a.cpio")).unwrap();
+        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &p("b.cpio")).unwrap();
+        let a = std::fs::read(p("a.cpio")).unwrap();
+        assert_eq!(a, std::fs::read(p("b.cpio")).unwrap());
 
-        let mut raw = Vec::new();
-        GzDecoder::new(&a[..]).read_to_end(&mut raw).unwrap();
-        let mut rest = &raw[..];
+        let mut rest = &a[..];
         let mut seen = Vec::new();
         loop {
             let mut r = cpio::NewcReader::new(rest).unwrap();
@@ -311,7 +293,7 @@ mod tests {
         std::fs::write(p("init"), b"#!/bin/sh\n").unwrap();
         let ko = p("m.ko");
         std::fs::write(&ko, b"one").unwrap();
-        let out = p("i.cpio.gz");
+        let out = p("i.cpio");
         let inode = || std::fs::metadata(&out).unwrap().ino();
         pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
         let first = inode();
@@ -320,15 +302,12 @@ mod tests {
         std::fs::write(&ko, b"two").unwrap();
         pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
         assert_ne!(inode(), first);
-        let mut raw = Vec::new();
-        GzDecoder::new(&std::fs::read(&out).unwrap()[..])
-            .read_to_end(&mut raw)
-            .unwrap();
+        let raw = std::fs::read(&out).unwrap();
         assert!(raw.windows(3).any(|w| w == b"two"));
         // An archive replaced behind the stamp's back is packed again.
         std::fs::write(&out, b"other").unwrap();
         pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
-        assert!(std::fs::read(&out).unwrap().starts_with(&[0x1f, 0x8b]));
+        assert!(std::fs::read(&out).unwrap().starts_with(b"070701"));
     }
 
     #[test]
