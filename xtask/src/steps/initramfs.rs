@@ -154,8 +154,8 @@ fn pack_members(
     }
 
     // The archive is a function of its members: when they are what the
-    // archive in place was packed from, it stays (it is not written again, and its
-    // inode and time stay, which a saved machine's name follows).
+    // archive in place was packed from, it stays: not written again, its
+    // inode and time stay, which a saved machine's name follows.
     let key = sha256_of(members.iter().flat_map(|m| {
         let head = format!("{}\0{:o}\0{:?}\0{}\0", m.name, m.mode, m.rdev, m.data.len());
         [
