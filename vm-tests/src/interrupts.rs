@@ -16,6 +16,8 @@
 //! `LOC`, ...) have counts and a description; some (`ERR`, `MIS`) have a
 //! single count whatever the number of CPUs.
 
+use std::time::Duration;
+
 use crate::{Error, Result};
 
 /// One line of `/proc/interrupts`.
@@ -112,6 +114,51 @@ impl Interrupts {
     pub fn with_action<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a IrqLine> + 'a {
         self.lines.iter().filter(move |l| l.has_action(name))
     }
+}
+
+/// The first line a [`wait_script`] prints: `@@irq-wait reached <count>`
+/// or `@@irq-wait timeout <last count|none>`.
+const WAIT_MARKER: &str = "@@irq-wait";
+
+/// How a [`wait_script`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The count reached the target; the count seen (which may be higher).
+    Reached(u64),
+    /// The guest's deadline passed first; the last count seen, if the IRQ
+    /// was listed at all.
+    TimedOut(Option<u64>),
+}
+
+/// A guest shell script that waits, in the guest, until the total count
+/// (all CPUs) of `irq` in `/proc/interrupts` reaches `at_least`, reading
+/// the file every 20 ms and giving up after `timeout` of guest time. It
+/// prints one line ([`parse_wait`]) and on a timeout exits with status 3.
+///
+/// The loop is the guest's `lab_wait_irq`, a function of `initramfs/init`
+/// (the channel's scripts see its functions): one command of a few bytes
+/// instead of a command per poll.
+pub fn wait_script(irq: u32, at_least: u64, timeout: Duration) -> String {
+    let hundredths = timeout.as_millis().div_ceil(10);
+    format!("lab_wait_irq {irq} {at_least} {hundredths} || exit 3\n")
+}
+
+/// Parses the first line of a [`wait_script`]'s output; returns the
+/// outcome and the rest of the output (what ran after the wait).
+pub fn parse_wait(output: &str) -> Result<(WaitOutcome, &str)> {
+    let err = || Error::Parse {
+        what: "the output of an interrupt wait",
+        message: format!("{output:?}"),
+    };
+    let (first, rest) = output.split_once('\n').unwrap_or((output, ""));
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let outcome = match words.as_slice() {
+        [WAIT_MARKER, "reached", n] => WaitOutcome::Reached(n.parse().map_err(|_| err())?),
+        [WAIT_MARKER, "timeout", "none"] => WaitOutcome::TimedOut(None),
+        [WAIT_MARKER, "timeout", n] => WaitOutcome::TimedOut(Some(n.parse().map_err(|_| err())?)),
+        _ => return Err(err()),
+    };
+    Ok((outcome, rest))
 }
 
 /// Parses one non-header line given the number of CPU columns.
@@ -338,5 +385,103 @@ MIS:          0
         assert!(Interrupts::parse("").is_err());
         assert!(Interrupts::parse("hello\n").is_err());
         assert!(Interrupts::parse("  CPU0\n  1: x IO-APIC\n").is_err());
+    }
+
+    /// The first numbered line of the host's own `/proc/interrupts` and its
+    /// total count (counts only grow).
+    fn host_irq() -> (u32, u64) {
+        let text = std::fs::read_to_string("/proc/interrupts").unwrap();
+        text.lines()
+            .find_map(|l| {
+                let (label, rest) = l.split_once(':')?;
+                let irq = label.trim().parse().ok()?;
+                let total = rest
+                    .split_whitespace()
+                    .map_while(|w| w.parse::<u64>().ok())
+                    .sum();
+                Some((irq, total))
+            })
+            .unwrap()
+    }
+
+    /// `lab_wait_irq` of the guest's `/init`.
+    fn guest_function() -> String {
+        let init = include_str!("../../initramfs/init");
+        let start = init
+            .find("\nlab_wait_irq() {\n")
+            .expect("lab_wait_irq in init");
+        let len = init[start..].find("\n}\n").expect("its end") + 3;
+        init[start..start + len].to_owned()
+    }
+
+    /// Runs a wait script in the host's `sh` (POSIX, as the guest's ash),
+    /// with the guest's function.
+    fn run_wait(irq: u32, at_least: u64, timeout: Duration, then: &str) -> (i32, String) {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{}{}{then}",
+                guest_function(),
+                wait_script(irq, at_least, timeout)
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            out.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    }
+
+    #[test]
+    fn wait_script_ends_at_once_when_reached_and_runs_what_follows() {
+        let (irq, total) = host_irq();
+        let t = std::time::Instant::now();
+        let (status, out) = run_wait(irq, total, Duration::from_secs(10), "echo after\n");
+        assert_eq!(status, 0, "{out}");
+        let (outcome, rest) = parse_wait(&out).unwrap();
+        assert!(
+            matches!(outcome, WaitOutcome::Reached(n) if n >= total),
+            "{out}"
+        );
+        assert_eq!(rest, "after\n");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn wait_script_times_out_with_the_last_count_or_none() {
+        let (irq, total) = host_irq();
+        let t = std::time::Instant::now();
+        let (status, out) = run_wait(
+            irq,
+            u64::from(u32::MAX) << 16,
+            Duration::from_millis(300),
+            "echo after\n",
+        );
+        let waited = t.elapsed();
+        assert_eq!(status, 3, "{out}");
+        let (outcome, rest) = parse_wait(&out).unwrap();
+        assert!(
+            matches!(outcome, WaitOutcome::TimedOut(Some(n)) if n >= total),
+            "{out}"
+        );
+        assert_eq!(rest, "", "what follows a timeout ran");
+        assert!(waited >= Duration::from_millis(200), "{waited:?}");
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        // An IRQ the file does not list.
+        let (status, out) = run_wait(4_000_000, 1, Duration::from_millis(100), "");
+        assert_eq!(status, 3, "{out}");
+        assert_eq!(parse_wait(&out).unwrap().0, WaitOutcome::TimedOut(None));
+    }
+
+    #[test]
+    fn wait_output_that_is_not_a_wait_is_an_error() {
+        assert!(parse_wait("").is_err());
+        assert!(parse_wait("@@irq-wait reached x\n").is_err());
+        assert!(parse_wait("hello\n@@irq-wait reached 3\n").is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::{Machine, SLICE, TAIL_LINES};
 use crate::channel::{Poll, Reply};
 use crate::console;
-use crate::interrupts::Interrupts;
+use crate::interrupts::{self, Interrupts};
 use crate::wait::retry;
 use crate::{Error, Result};
 
@@ -22,9 +22,10 @@ const LOG_OUTPUT_LINES: usize = 200;
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// The shortest timeout of a command run by those.
 const RETRY_MIN_TIMEOUT: Duration = Duration::from_secs(1);
-/// Pause between two reads of `/proc/interrupts` by
-/// [`Machine::wait_for_interrupts`].
-const IRQ_POLL: Duration = Duration::from_millis(25);
+/// How much longer than its own deadline an interrupt wait may take: the
+/// guest checks the deadline between polls, and the reply still has to come
+/// back.
+const WAIT_GRACE: Duration = Duration::from_secs(5);
 
 /// The exit status a command must have.
 #[derive(Debug, Clone, Copy)]
@@ -151,32 +152,51 @@ impl Machine {
         Interrupts::parse(&self.succeed("cat /proc/interrupts")?)
     }
 
-    /// Polls `/proc/interrupts` (every [`IRQ_POLL`]) until the total count of `irq`
-    /// reaches `at_least`, and returns the count seen (which may be higher).
+    /// Waits until the total count of `irq` reaches `at_least`, and returns
+    /// the count seen (which may be higher). The guest polls
+    /// `/proc/interrupts` itself, in one command
+    /// ([`interrupts::wait_script`]).
     pub fn wait_for_interrupts(
         &mut self,
         irq: u32,
         at_least: u64,
         timeout: Duration,
     ) -> Result<u64> {
-        let mut last = None;
-        let reached = retry(
-            self,
-            Instant::now() + timeout,
-            |_| std::thread::sleep(IRQ_POLL),
-            |m| {
-                let count = m.interrupts()?.count(irq);
-                last = count.or(last);
-                Ok::<_, Error>(count.filter(|&c| c >= at_least).ok_or(()))
-            },
-        )?;
-        reached.map_err(|()| {
-            let seen = last.map_or("IRQ not listed".to_owned(), |c| format!("last count {c}"));
-            self.timeout(
-                &format!("IRQ {irq} to reach {at_least} interrupts ({seen})"),
-                timeout,
-            )
-        })
+        self.wait_for_interrupts_then(irq, at_least, timeout, "")
+            .map(|(count, _)| count)
+    }
+
+    /// [`Machine::wait_for_interrupts`], then the shell script `then` in the
+    /// same guest command (which must succeed); returns the count and the
+    /// script's output. One round trip where a wait and a read would take
+    /// two.
+    pub fn wait_for_interrupts_then(
+        &mut self,
+        irq: u32,
+        at_least: u64,
+        timeout: Duration,
+        then: &str,
+    ) -> Result<(u64, String)> {
+        let script = format!("{}{then}", interrupts::wait_script(irq, at_least, timeout));
+        let (status, output) = self.execute_within(&script, timeout + WAIT_GRACE)?;
+        let (outcome, rest) = interrupts::parse_wait(&output)?;
+        match outcome {
+            interrupts::WaitOutcome::TimedOut(last) => {
+                let seen = last.map_or("IRQ not listed".to_owned(), |c| format!("last count {c}"));
+                Err(self.timeout(
+                    &format!("IRQ {irq} to reach {at_least} interrupts ({seen})"),
+                    timeout,
+                ))
+            }
+            interrupts::WaitOutcome::Reached(count) if status == 0 => Ok((count, rest.to_owned())),
+            interrupts::WaitOutcome::Reached(_) => Err(Error::UnexpectedStatus {
+                cmd: then.to_owned(),
+                expected: Expect::Success.verb(),
+                status,
+                output: rest.to_owned(),
+                console_tail: self.console.tail(TAIL_LINES),
+            }),
+        }
     }
 
     /// A fresh request id (never reused, so late replies are recognised).
