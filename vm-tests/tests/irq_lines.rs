@@ -162,9 +162,8 @@ fn irq_spurious_injections_are_not_ours(mode: Mode) -> Result<()> {
     run(lab_in_mode(mode, "spurious")?, |m| {
         check_probed_in_mode(m, mode)?;
         let s = Stream::start(m, true)?;
-        s.press(m, &["a", "up", "shift-b"])?;
+        let start = s.press(m, &["a", "up", "shift-b"])?;
 
-        let start = s.mark(m)?;
         let steps = inject(m, INJECTIONS)?;
         std::thread::sleep(SETTLE);
         let after = irq1_count(m)?;

@@ -289,7 +289,7 @@ fn dev_readers_own_streams_and_wake_on_unbind_and_rmmod(mode: Mode) -> Result<()
         // like everybody's.
         let later = Reader::start(m, "later")?;
         let mark = s.mark(m)?;
-        s.press(m, &["b", "ctrl_r-up"])?;
+        s.press_from(m, &mark, &["b", "ctrl_r-up"])?;
         let expected: Vec<kbd::Expected> = kbd::chord(&["b"])
             .context("table")?
             .into_iter()

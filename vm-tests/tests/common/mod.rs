@@ -231,7 +231,7 @@ pub fn check_probed_in_mode(m: &mut Machine, mode: Mode) -> Result<()> {
 /// one probe line since boot) and debugfs `mode` holds its word.
 pub fn check_probed(m: &mut Machine, driver: Driver) -> Result<()> {
     let mode = driver.mode_name();
-    let log = m.kernel_log()?;
+    let log = m.kernel_log_lines_with(": probed: ")?;
     let re = device_message_of(
         driver,
         "",
@@ -243,8 +243,10 @@ pub fn check_probed(m: &mut Machine, driver: Driver) -> Result<()> {
         .collect();
     ensure!(
         modes == [mode],
-        "expected one probe line of {} with mode {mode}, found modes {modes:?} in:\n{log}",
-        driver.name()
+        "expected one probe line of {} with mode {mode}, found modes {modes:?} in the kernel \
+         log:\n{}",
+        driver.name(),
+        m.kernel_log()?
     );
     let (_, word) = counters_and_mode_of(m, driver)?;
     ensure!(word == mode, "debugfs mode holds {word:?}, expected {mode}");
@@ -257,7 +259,9 @@ pub fn check_probed(m: &mut Machine, driver: Driver) -> Result<()> {
 
 /// Driver key events in the kernel log, in order.
 pub fn driver_events(m: &mut Machine) -> Result<Vec<KeyEvent>> {
-    Ok(scancodes::parse_driver_log(&m.kernel_log()?))
+    Ok(scancodes::parse_driver_log(
+        &m.kernel_log_lines_with(" scancode ")?,
+    ))
 }
 
 /// The total count of IRQ 1.
@@ -653,27 +657,39 @@ impl Stream {
             .with_context(|| format!("{} has no {}", self.driver.name(), kbd::DEV_NODE))
     }
 
-    /// Everything a mark or a check needs, read with one guest command:
-    /// the IRQ 1 count, the driver's events logged after the first `from`,
-    /// the reader's output and the counters.
-    fn snapshot(&self, m: &mut Machine, from: Option<usize>) -> Result<Snapshot> {
-        let log = match from {
-            Some(n) => format!("grep ' scancode ' /tmp/snap.log | tail -n +{};", n + 1),
-            None => String::new(),
-        };
+    /// The guest script that reads everything a mark or a check needs in
+    /// one guest command: the IRQ 1 count, the driver's events logged after
+    /// the first `from`, the reader's output and the counters
+    /// ([`Stream::parse_snapshot`]). Each program it runs costs the debug
+    /// kernel 40 to 80 ms under TCG, so it runs three (`dmesg`, `awk`,
+    /// `cat`) and reads `/proc/interrupts` with the shell's builtins.
+    fn snapshot_script(&self, from: Option<usize>) -> String {
+        // awk: -1 prints no event, only their count.
+        let from = from.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let dev = match &self.reader {
             Some(r) => format!("cat {}", r.out),
             None => "true".to_owned(),
         };
-        let script = format!(
-            "echo @@snap-irq; cat /proc/interrupts; \
-             dmesg > /tmp/snap.log; echo @@snap-count; grep -c ' scancode ' /tmp/snap.log; \
-             echo @@snap-log; {log} \
+        format!(
+            "echo @@snap-irq; \
+             while IFS= read -r l; do printf '%s\\n' \"$l\"; done < /proc/interrupts; \
+             echo @@snap-log; dmesg | awk -v from={from} \
+             '/ scancode / {{ n++; if (from >= 0 && n > from) print }} \
+             END {{ print \"@@snap-count\"; print n + 0 }}'; \
              echo @@snap-counters; ({}) || exit 1; \
              echo @@snap-dev; {dev}",
             Counters::command_in(&self.driver.debugfs_dir()),
-        );
-        let out = m.succeed(&script)?;
+        )
+    }
+
+    /// Reads the snapshot now.
+    fn snapshot(&self, m: &mut Machine, from: Option<usize>) -> Result<Snapshot> {
+        let out = m.succeed(&self.snapshot_script(from))?;
+        Self::parse_snapshot(&out)
+    }
+
+    /// Parses the output of [`Stream::snapshot_script`].
+    fn parse_snapshot(out: &str) -> Result<Snapshot> {
         let section = |name: &str, next: Option<&str>| -> Result<&str> {
             let start = format!("@@snap-{name}\n");
             let i = out
@@ -689,11 +705,11 @@ impl Stream {
             };
             Ok(&out[i..end])
         };
-        let irq1 = vm_tests::Interrupts::parse(section("irq", Some("count"))?)?
+        let irq1 = vm_tests::Interrupts::parse(section("irq", Some("log"))?)?
             .count(1)
             .context("IRQ 1 is not in /proc/interrupts (no handler registered)")?;
-        let logged_total: usize = section("count", Some("log"))?.trim().parse()?;
-        let new_events = scancodes::parse_driver_log(section("log", Some("counters"))?);
+        let new_events = scancodes::parse_driver_log(section("log", Some("count"))?);
+        let logged_total: usize = section("count", Some("counters"))?.trim().parse()?;
         let (counters, _) = Counters::parse(section("counters", Some("dev"))?)?;
         ensure!(
             counters.irqs == counters.handled + counters.not_ours,
@@ -712,8 +728,8 @@ impl Stream {
         })
     }
 
-    pub fn mark(&self, m: &mut Machine) -> Result<Mark> {
-        let snap = self.snapshot(m, None)?;
+    /// The point in the stream that `snap` shows.
+    fn mark_of(&self, snap: &Snapshot) -> Result<Mark> {
         let lines = whole_lines(&snap.dev)?;
         let next_seq = match lines.last() {
             Some(l) => Some(l.seq + 1),
@@ -729,17 +745,30 @@ impl Stream {
         })
     }
 
+    /// The point in the stream now.
+    pub fn mark(&self, m: &mut Machine) -> Result<Mark> {
+        let snap = self.snapshot(m, None)?;
+        self.mark_of(&snap)
+    }
+
     /// Presses `chords` one after the other with `send_key` and checks the
-    /// stream against the oracle.
-    pub fn press(&self, m: &mut Machine, chords: &[&str]) -> Result<()> {
+    /// stream against the oracle; returns the mark after (for a next check
+    /// when nothing happens in between).
+    pub fn press(&self, m: &mut Machine, chords: &[&str]) -> Result<Mark> {
         let start = self.mark(m)?;
+        self.press_from(m, &start, chords)
+    }
+
+    /// [`Stream::press`] from a mark already taken (the one a check
+    /// returned, when nothing happened since); returns the mark after.
+    pub fn press_from(&self, m: &mut Machine, start: &Mark, chords: &[&str]) -> Result<Mark> {
         let mut sent = Vec::new();
         for chord in chords {
             let keys = vm_tests::qmp::parse_chord(chord)?;
             sent.extend(kbd::chord(&keys).with_context(|| format!("{chord} not in the tables"))?);
             m.send_key(chord)?;
         }
-        self.check(m, &start, &sent)
+        self.check(m, start, &sent)
             .with_context(|| format!("keys {chords:?}"))
     }
 
@@ -748,14 +777,24 @@ impl Stream {
     /// their events, the reader exactly their lines (seq +1 each), and the
     /// counters moved by exactly the bytes and events sent (every interrupt
     /// handled, none dropped, `irqs == handled + not_ours`, the IRQ count's
-    /// increase equal to `irqs`' increase).
-    pub fn check(&self, m: &mut Machine, mark: &Mark, sent: &[Transition]) -> Result<()> {
+    /// increase equal to `irqs`' increase). Returns the mark of the state
+    /// it checked, for the next check.
+    pub fn check(&self, m: &mut Machine, mark: &Mark, sent: &[Transition]) -> Result<Mark> {
         let wire: u64 = sent.iter().map(|t| t.wire.len() as u64).sum();
         let expected: Vec<Expected> = sent.iter().filter_map(|t| t.event.clone()).collect();
         let want = mark.irq1 + wire;
-        m.wait_for_interrupts(1, want, KEY_WAIT)?;
-        std::thread::sleep(SETTLE);
-        let mut snap = self.snapshot(m, Some(mark.logged))?;
+        // The wait, the settling time and the snapshot in one guest command.
+        let (_, out) = m.wait_for_interrupts_then(
+            1,
+            want,
+            KEY_WAIT,
+            &format!(
+                "sleep {:.3}\n{}",
+                SETTLE.as_secs_f64(),
+                self.snapshot_script(Some(mark.logged))
+            ),
+        )?;
+        let mut snap = Self::parse_snapshot(&out)?;
         let after = snap.irq1;
         let logged = std::mem::take(&mut snap.new_events);
         ensure!(
@@ -818,7 +857,7 @@ impl Stream {
             wrong.join("; "),
             mark.counters
         );
-        Ok(())
+        self.mark_of(&snap)
     }
 }
 
