@@ -665,7 +665,7 @@ impl Stream {
     /// `cat`) and reads `/proc/interrupts` with the shell's builtins.
     fn snapshot_script(&self, from: Option<usize>) -> String {
         // awk: -1 prints no event, only their count.
-        let from = from.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let from = from.map_or_else(|| "-1".to_owned(), |n| n.to_string());
         let dev = match &self.reader {
             Some(r) => format!("cat {}", r.out),
             None => "true".to_owned(),
