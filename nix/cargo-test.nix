@@ -5,11 +5,13 @@
   craneLib,
   workspace,
   acpica-tools,
+  llvmPackages,
 }:
 craneLib.cargoTest (workspace.commonArgs
   // {
     inherit (workspace) cargoArtifacts;
     cargoTestExtraArgs = "--workspace --exclude vm-tests --bins";
-    # xtask's SSDT test runs the real iasl.
-    nativeBuildInputs = [acpica-tools];
+    # xtask's SSDT test runs the real iasl, its strip test the kernel
+    # toolchain's llvm-objcopy.
+    nativeBuildInputs = [acpica-tools llvmPackages.llvm];
   })

@@ -1,11 +1,13 @@
 # An initramfs: `xtask initramfs` packs nixpkgs' static busybox (the host
 # path uses Debian's busybox-static), the lab's /init and the modules (every
-# .ko built against one of the lab's kernels) into $out/initramfs.cpio.
+# .ko built against one of the lab's kernels, its debug sections stripped by
+# the kernels' toolchain's llvm-objcopy) into $out/initramfs.cpio.
 {
   lib,
   stdenvNoCC,
   pkgsStatic,
   removeReferencesTo,
+  toolchain,
   xtask,
   module,
 }:
@@ -33,6 +35,7 @@ stdenvNoCC.mkDerivation {
       --busybox ./busybox \
       "''${modules[@]}" \
       --init ${../initramfs/init} \
+      --objcopy ${toolchain.objcopy} \
       --out "$out/initramfs.cpio"
     runHook postBuild
   '';

@@ -57,6 +57,9 @@ in
     # RUST_LIB_SRC: the `library` directory of this rustc's own sources.
     rustLibSrc = rustPlatform.rustLibSrc;
     inherit bindgen;
+    # The llvm-objcopy of LLVM=1, which also strips the modules' debug
+    # sections for the initramfs (`xtask initramfs --objcopy`).
+    objcopy = lib.getExe' llvmPackages.llvm "llvm-objcopy";
     # The toolchain options of the xtask steps that run the kernel's make
     # (`xtask kernel`, `xtask module`, `xtask rust-analyzer`).
     xtaskArgs = "--llvm 1 --rust-lib-src ${rustPlatform.rustLibSrc} --bindgen ${bindgen}";

@@ -41,7 +41,7 @@ pub(crate) const SAVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Snapshots not restored for this long are removed when one is saved.
 const MAX_AGE: Duration = Duration::from_secs(2 * 24 * 3600);
 /// At most this many bytes of snapshots are kept: a full suite saves about
-/// 30 lab kernel machines (28 MB each) and 30 debug kernel ones (100 MB
+/// 30 lab kernel machines (25 to 28 MB each) and 30 debug kernel ones (89 MB
 /// each), so this is a suite's and a bench run's worth, which a suite must
 /// not push out of the cache while it runs.
 const MAX_TOTAL: u64 = 4 << 30;

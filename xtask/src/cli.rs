@@ -320,6 +320,10 @@ pub struct InitramfsStepArgs {
     /// The /init script.
     #[arg(long)]
     pub init: PathBuf,
+    /// The llvm-objcopy that strips the modules' debug sections (the
+    /// kernel toolchain's; default: llvm-objcopy on PATH).
+    #[arg(long, default_value = "llvm-objcopy")]
+    pub objcopy: PathBuf,
     /// The .cpio to write (an uncompressed newc archive).
     #[arg(long)]
     pub out: PathBuf,

@@ -141,10 +141,13 @@ impl<'a> Runner<'a> {
         let modules = self.built(&self.modules, &k.name, "module")?;
         let refs: Vec<&std::path::Path> = modules.iter().map(PathBuf::as_path).collect();
         let out = self.host.initramfs_out(&k.name);
+        let tools = self.host.kernel_tools(self.toolchain()?, self.jobs);
+        let objcopy = exec::require(&tools.llvm_tool("llvm-objcopy"))?;
         initramfs::pack(
             &busybox,
             &self.host.repo.join("initramfs/init"),
             &refs,
+            &objcopy,
             &out,
         )?;
         self.initramfs.insert(k.name.clone(), out);

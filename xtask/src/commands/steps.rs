@@ -76,7 +76,7 @@ pub fn ssdt(args: &SsdtStepArgs) -> Result<()> {
 /// `xtask initramfs`.
 pub fn initramfs(args: &InitramfsStepArgs) -> Result<()> {
     let mods: Vec<&Path> = args.modules.iter().map(PathBuf::as_path).collect();
-    initramfs::pack(&args.busybox, &args.init, &mods, &args.out)?;
+    initramfs::pack(&args.busybox, &args.init, &mods, &args.objcopy, &args.out)?;
     eprintln!("initramfs: {}", args.out.display());
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! Packing the initramfs: an uncompressed newc cpio archive with busybox and
-//! a link for each of its applets, the lab's `/init` and the module. Written
+//! a link for each of its applets, the lab's `/init` and the modules (without
+//! their debug sections, see [`super::strip_debug`]). Written
 //! in Rust (no cpio tool) with fixed owners and times, so the same inputs give
 //! the same bytes. Uncompressed because the kernel then copies the archive
 //! instead of inflating it: gzip's inflate took 112 ms of every boot on TCG
 //! (`initcall_debug`, populate_rootfs), for a 1.1 MB archive of 2.5 MB.
 
+use super::strip_debug::stripped;
 use crate::exec::{self, cmd};
 use crate::fsutil::{sha256_of, write_atomically};
 use anyhow::{Context, Result};
@@ -104,13 +106,27 @@ fn parse_applet_list(text: &str) -> Result<Vec<String>> {
 }
 
 /// Packs `busybox` with its applets' links ([`applet_links`]), `init` and
-/// the `modules` into `out` (a newc `.cpio`, uncompressed).
-pub fn pack(busybox: &Path, init: &Path, modules: &[&Path], out: &Path) -> Result<()> {
+/// the `modules` (their debug sections removed with `objcopy`, see
+/// [`stripped`]) into `out` (a newc `.cpio`, uncompressed).
+pub fn pack(
+    busybox: &Path,
+    init: &Path,
+    modules: &[&Path],
+    objcopy: &Path,
+    out: &Path,
+) -> Result<()> {
     let busybox_bytes = read(busybox)?;
     if !busybox_bytes.starts_with(b"\x7fELF") {
         anyhow::bail!("{} is not an ELF binary", busybox.display());
     }
-    pack_members(busybox_bytes, &applet_links(busybox)?, init, modules, out)
+    pack_members(
+        busybox_bytes,
+        &applet_links(busybox)?,
+        init,
+        modules,
+        objcopy,
+        out,
+    )
 }
 
 /// Reads a file, naming it on error.
@@ -124,6 +140,7 @@ fn pack_members(
     applets: &[String],
     init: &Path,
     modules: &[&Path],
+    objcopy: &Path,
     out: &Path,
 ) -> Result<()> {
     let mut members = vec![];
@@ -146,10 +163,12 @@ fn pack_members(
         let name = m
             .file_name()
             .with_context(|| format!("module path {} has no file name", m.display()))?;
+        let data = read(m)?;
+        let data = stripped(m, &data, objcopy)?.unwrap_or(data);
         members.push(Member::file(
             &format!("{MODULE_DIR}/{}", name.to_string_lossy()),
             0o644,
-            read(m)?,
+            data,
         ));
     }
 
@@ -213,6 +232,7 @@ fn inputs_stamp(out: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::strip_debug::c_object;
     use std::io::Read;
 
     /// The bytes the tests pack as busybox (an ELF magic, not a program).
@@ -230,10 +250,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
         std::fs::write(p("init"), b"#!/bin/sh\necho hi\n").unwrap();
-        std::fs::write(p("rust_keyboard.ko"), b"ko").unwrap();
-        let ko = p("rust_keyboard.ko");
-        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &p("a.cpio")).unwrap();
-        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &p("b.cpio")).unwrap();
+        let ko = c_object(
+            dir.path(),
+            "rust_keyboard",
+            "int f(void) { return 1; }\n",
+            false,
+        );
+        let objcopy = p("no-objcopy");
+        pack_members(
+            fake_busybox(),
+            &applets(),
+            &p("init"),
+            &[&ko],
+            &objcopy,
+            &p("a.cpio"),
+        )
+        .unwrap();
+        pack_members(
+            fake_busybox(),
+            &applets(),
+            &p("init"),
+            &[&ko],
+            &objcopy,
+            &p("b.cpio"),
+        )
+        .unwrap();
         let a = std::fs::read(p("a.cpio")).unwrap();
         assert_eq!(a, std::fs::read(p("b.cpio")).unwrap());
 
@@ -291,23 +332,65 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
         std::fs::write(p("init"), b"#!/bin/sh\n").unwrap();
-        let ko = p("m.ko");
-        std::fs::write(&ko, b"one").unwrap();
+        let ko = c_object(dir.path(), "m", "int one;\n", false);
         let out = p("i.cpio");
+        let objcopy = p("no-objcopy");
+        let pack = || {
+            pack_members(
+                fake_busybox(),
+                &applets(),
+                &p("init"),
+                &[&ko],
+                &objcopy,
+                &out,
+            )
+        };
         let inode = || std::fs::metadata(&out).unwrap().ino();
-        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
+        pack().unwrap();
         let first = inode();
-        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
+        pack().unwrap();
         assert_eq!(inode(), first);
-        std::fs::write(&ko, b"two").unwrap();
-        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
+        c_object(dir.path(), "m", "int two;\n", false);
+        pack().unwrap();
         assert_ne!(inode(), first);
         let raw = std::fs::read(&out).unwrap();
-        assert!(raw.windows(3).any(|w| w == b"two"));
+        assert!(raw.windows(4).any(|w| w == b"two\0"));
         // An archive replaced behind the stamp's back is packed again.
         std::fs::write(&out, b"other").unwrap();
-        pack_members(fake_busybox(), &applets(), &p("init"), &[&ko], &out).unwrap();
+        pack().unwrap();
         assert!(std::fs::read(&out).unwrap().starts_with(b"070701"));
+    }
+
+    #[test]
+    fn a_module_with_debug_information_is_packed_as_objcopy_strips_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("init"), b"#!/bin/sh\n").unwrap();
+        let ko = c_object(dir.path(), "m", "int with_dwarf;\n", true);
+        let plain = c_object(dir.path(), "plain", "int without_dwarf;\n", false);
+        // The stand-in's output is another object: the archive must hold it.
+        let objcopy = p("objcopy");
+        std::fs::write(
+            &objcopy,
+            format!("#!/bin/sh\ncp {} \"$3\"\n", plain.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&objcopy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = p("i.cpio");
+        pack_members(
+            fake_busybox(),
+            &applets(),
+            &p("init"),
+            &[&ko],
+            &objcopy,
+            &out,
+        )
+        .unwrap();
+        let raw = std::fs::read(&out).unwrap();
+        let has = |text: &[u8]| raw.windows(text.len()).any(|w| w == text);
+        assert!(has(b"lib/modules/m.ko\0"));
+        assert!(has(b"without_dwarf\0") && !has(b"with_dwarf\0"));
     }
 
     #[test]
@@ -316,7 +399,7 @@ mod tests {
         let p = |n: &str| dir.path().join(n);
         std::fs::write(p("busybox"), b"#!/bin/sh").unwrap();
         std::fs::write(p("init"), b"").unwrap();
-        let err = pack(&p("busybox"), &p("init"), &[], &p("x")).unwrap_err();
+        let err = pack(&p("busybox"), &p("init"), &[], &p("objcopy"), &p("x")).unwrap_err();
         assert!(err.to_string().contains("not an ELF"), "{err}");
     }
 }

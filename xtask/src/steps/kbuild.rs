@@ -89,16 +89,19 @@ impl KernelTools {
         c
     }
 
+    /// The name of the LLVM tool `tool` (`clang`, `llvm-objcopy`) that the
+    /// kernel's make runs with this `LLVM=`: `llvm-objcopy-19` for `-19`,
+    /// `llvm-objcopy` from PATH for `1`.
+    pub fn llvm_tool(&self, tool: &str) -> String {
+        let suffix = if self.llvm == "1" { "" } else { &self.llvm };
+        format!("{tool}{suffix}")
+    }
+
     /// Checks that the tools exist before a long build starts.
     pub fn check(&self) -> Result<()> {
         exec::require("make")?;
-        let suffix = if self.llvm == "1" {
-            ""
-        } else {
-            self.llvm.as_str()
-        };
         for t in ["clang", "ld.lld", "llvm-ar", "llvm-objcopy"] {
-            exec::require(&format!("{t}{suffix}"))?;
+            exec::require(&self.llvm_tool(t))?;
         }
         for t in ["flex", "bison", "bc", "perl"] {
             exec::require(t)?;

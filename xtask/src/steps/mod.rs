@@ -13,3 +13,4 @@ pub mod lint;
 pub mod module;
 pub mod patches;
 pub mod ssdt;
+pub mod strip_debug;
