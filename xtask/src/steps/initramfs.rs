@@ -232,12 +232,18 @@ fn inputs_stamp(out: &Path) -> std::path::PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::steps::strip_debug::c_object;
+    use crate::steps::strip_debug::{c_object, fake_objcopy};
     use std::io::Read;
 
     /// The bytes the tests pack as busybox (an ELF magic, not a program).
     fn fake_busybox() -> Vec<u8> {
         b"\x7fELF fake".to_vec()
+    }
+
+    /// [`pack_members`] of the fake busybox, [`applets`], `init` and the one
+    /// module `ko` into `out`.
+    fn pack_one(init: &Path, ko: &Path, objcopy: &Path, out: &Path) -> Result<()> {
+        pack_members(fake_busybox(), &applets(), init, &[ko], objcopy, out)
     }
 
     /// Two applet links, as [`applet_links`] gives them.
@@ -257,24 +263,8 @@ mod tests {
             false,
         );
         let objcopy = p("no-objcopy");
-        pack_members(
-            fake_busybox(),
-            &applets(),
-            &p("init"),
-            &[&ko],
-            &objcopy,
-            &p("a.cpio"),
-        )
-        .unwrap();
-        pack_members(
-            fake_busybox(),
-            &applets(),
-            &p("init"),
-            &[&ko],
-            &objcopy,
-            &p("b.cpio"),
-        )
-        .unwrap();
+        pack_one(&p("init"), &ko, &objcopy, &p("a.cpio")).unwrap();
+        pack_one(&p("init"), &ko, &objcopy, &p("b.cpio")).unwrap();
         let a = std::fs::read(p("a.cpio")).unwrap();
         assert_eq!(a, std::fs::read(p("b.cpio")).unwrap());
 
@@ -335,16 +325,7 @@ mod tests {
         let ko = c_object(dir.path(), "m", "int one;\n", false);
         let out = p("i.cpio");
         let objcopy = p("no-objcopy");
-        let pack = || {
-            pack_members(
-                fake_busybox(),
-                &applets(),
-                &p("init"),
-                &[&ko],
-                &objcopy,
-                &out,
-            )
-        };
+        let pack = || pack_one(&p("init"), &ko, &objcopy, &out);
         let inode = || std::fs::metadata(&out).unwrap().ino();
         pack().unwrap();
         let first = inode();
@@ -363,30 +344,15 @@ mod tests {
 
     #[test]
     fn a_module_with_debug_information_is_packed_as_objcopy_strips_it() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = |n: &str| dir.path().join(n);
         std::fs::write(p("init"), b"#!/bin/sh\n").unwrap();
         let ko = c_object(dir.path(), "m", "int with_dwarf;\n", true);
         let plain = c_object(dir.path(), "plain", "int without_dwarf;\n", false);
         // The stand-in's output is another object: the archive must hold it.
-        let objcopy = p("objcopy");
-        std::fs::write(
-            &objcopy,
-            format!("#!/bin/sh\ncp {} \"$3\"\n", plain.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(&objcopy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let objcopy = fake_objcopy(dir.path(), &format!("cp {} \"$3\"", plain.display()));
         let out = p("i.cpio");
-        pack_members(
-            fake_busybox(),
-            &applets(),
-            &p("init"),
-            &[&ko],
-            &objcopy,
-            &out,
-        )
-        .unwrap();
+        pack_one(&p("init"), &ko, &objcopy, &out).unwrap();
         let raw = std::fs::read(&out).unwrap();
         let has = |text: &[u8]| raw.windows(text.len()).any(|w| w == text);
         assert!(has(b"lib/modules/m.ko\0"));

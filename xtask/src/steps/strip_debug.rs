@@ -78,23 +78,25 @@ pub(crate) fn c_object(dir: &Path, name: &str, source: &str, debug: bool) -> std
     obj
 }
 
+/// A shell script named `objcopy` in `dir` standing in for objcopy (its
+/// arguments: `--strip-debug IN OUT`).
+#[cfg(test)]
+pub(crate) fn fake_objcopy(dir: &Path, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("objcopy");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pins::Pins;
     use object::ObjectSymbol;
-    use std::os::unix::fs::PermissionsExt;
 
     const SOURCE: &str = "extern int ext(int);\nint counter = 3;\n\
                           int f(int x) { return ext(x + counter); }\n";
-
-    /// A shell script standing in for objcopy.
-    fn fake_objcopy(dir: &Path, body: &str) -> std::path::PathBuf {
-        let path = dir.join("objcopy");
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path
-    }
 
     /// The kernel build's own llvm-objcopy: `llvm-objcopy` on PATH (Nix),
     /// or the one with pins.toml's LLVM suffix (the host path's
