@@ -159,22 +159,23 @@ fn pack_members(
         members.push(Member::symlink(link, "/bin/busybox"));
     }
     members.push(Member::file("init", 0o755, read(init)?));
+    let first_module = members.len();
     for m in modules {
         let name = m
             .file_name()
             .with_context(|| format!("module path {} has no file name", m.display()))?;
-        let data = read(m)?;
-        let data = stripped(m, &data, objcopy)?.unwrap_or(data);
         members.push(Member::file(
             &format!("{MODULE_DIR}/{}", name.to_string_lossy()),
             0o644,
-            data,
+            read(m)?,
         ));
     }
 
-    // The archive is a function of its members: when they are what the
-    // archive in place was packed from, it stays: not written again, its
-    // inode and time stay, which a saved machine's name follows.
+    // The archive is a function of its members as read (the modules before
+    // their debug sections are stripped, which the stripped bytes follow
+    // from): when they are what the archive in place was packed from, it
+    // stays: not written again, its inode and time stay, which a saved
+    // machine's name follows, and no objcopy runs.
     let key = sha256_of(members.iter().flat_map(|m| {
         let head = format!("{}\0{:o}\0{:?}\0{}\0", m.name, m.mode, m.rdev, m.data.len());
         [
@@ -188,6 +189,11 @@ fn pack_members(
         return Ok(());
     }
     let _ = std::fs::remove_file(&stamp);
+    for (m, member) in modules.iter().zip(&mut members[first_module..]) {
+        if let Some(bytes) = stripped(m, &member.data, objcopy)? {
+            member.data = bytes;
+        }
+    }
     let inputs = members.into_iter().enumerate().map(|(i, m)| {
         let mut b = Builder::new(&m.name)
             .ino(i as u32 + 1)
@@ -357,6 +363,10 @@ mod tests {
         let has = |text: &[u8]| raw.windows(text.len()).any(|w| w == text);
         assert!(has(b"lib/modules/m.ko\0"));
         assert!(has(b"without_dwarf\0") && !has(b"with_dwarf\0"));
+        // The same module again: the archive is up to date, no objcopy runs.
+        let failing = fake_objcopy(dir.path(), "exit 3");
+        pack_one(&p("init"), &ko, &failing, &out).unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), raw);
     }
 
     #[test]
