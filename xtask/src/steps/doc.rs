@@ -85,15 +85,22 @@ pub fn build(
             .prefix("rust-kbd-lab-doc-")
             .tempdir()
             .context("cannot create a temporary directory")?;
-        module::build(&kdir, &src, work.path(), tools, log_dir)?;
-        let objdir = work.path().join("obj");
-        for saved in rust_objects(&objdir)? {
+        // The checkout's own directory, not the copy a module build
+        // compiles (module::build): rustdoc's warnings name its files.
+        let objdir = work.path();
+        let name = module::dir_name(&src);
+        exec::run_logged(
+            &mut module::make_modules(&kdir, &src, objdir, tools),
+            &format!("doc: build {name}/"),
+            &log_dir.join(format!("doc-build-{name}.log")),
+        )?;
+        for saved in rust_objects(objdir)? {
             let krate = saved.crate_name.clone();
             for stale in [out.join(&krate), out.join("src").join(&krate)] {
                 let _ = std::fs::remove_dir_all(stale);
             }
             let mut c = saved.rustdoc_command(&src, &out, workaround.as_deref())?;
-            c.current_dir(&objdir);
+            c.current_dir(objdir);
             let title = format!("doc: rustdoc {krate}");
             eprintln!("  {title} ...");
             let done = exec::captured(&mut c)?;

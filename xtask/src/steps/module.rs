@@ -61,26 +61,17 @@ fn recorded(stamp: &Path, key: &str, out: &Path) -> Option<Vec<PathBuf>> {
     (!kos.is_empty() && kos.iter().all(|k| k.is_file())).then_some(kos)
 }
 
-/// What a module build is made from: the kernel step's key, the paths
-/// (kdir, source, output) and the name and content of every file of the
-/// source directory but hidden ones and an editor's rust-project.json.
-/// More files than kbuild reads is the safe side: an extra rebuild, never
-/// a missed one.
+/// What a module build is made from: the kernel step's key, the paths of
+/// the kernel build and the output, and the name and content of every file
+/// of the source directory ([`module_files`]). Not the source directory's
+/// path: the build compiles a copy of it ([`TREE`]), so a second checkout
+/// of the same sources finds its modules built.
 pub fn inputs_key(kernel_key: &str, kdir: &Path, src: &Path, out: &Path) -> Result<String> {
     let mut parts = vec![
         kernel_key.as_bytes().to_vec(),
-        format!(
-            "\0{}\0{}\0{}\0",
-            kdir.display(),
-            src.display(),
-            out.display()
-        )
-        .into_bytes(),
+        format!("\0{}\0{}\0", kdir.display(), out.display()).into_bytes(),
     ];
-    let files = files_below(src, &|p| {
-        p.file_name().is_none_or(|n| n != "rust-project.json")
-    })?;
-    for file in files {
+    for file in module_files(src)? {
         let rel = file.strip_prefix(src).unwrap_or(&file);
         let data =
             std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -110,9 +101,11 @@ pub fn build(
     let src = existing(src, "module source")?;
     std::fs::create_dir_all(out)?;
     let out = out.canonicalize()?;
-    let objdir = out.join("obj");
+    let tree = out.join(TREE);
+    stage(&src, &tree)?;
+    let objdir = tree.join(OBJ);
     std::fs::create_dir_all(&objdir)?;
-    let mut c = make_modules(&kdir, &src, &objdir, tools);
+    let mut c = make_modules(&kdir, &tree, &objdir, tools);
     // One log per module directory: `module-build-<its name>.log`.
     let name = dir_name(&src);
     exec::run_logged(
@@ -133,6 +126,59 @@ pub fn build(
         bail!("the module build in {} produced no .ko", objdir.display());
     }
     Ok(built)
+}
+
+/// The directory of a module's output directory that [`build`] compiles
+/// from: a copy of the module directory ([`stage`]).
+///
+/// kbuild hands each source to the compiler as `$(srcroot)/<file>`, and
+/// `srcroot` is the module directory's absolute path unless kbuild's output
+/// directory is that directory or a direct subdirectory of it (the kernel's
+/// Makefile, "Building in a subdirectory of the source": `srcroot := ..`).
+/// Clang's KASAN names every object's globals after that input path
+/// (`module_name` of `struct kasan_global`, in `.rodata`, so also in the
+/// stripped modules the initramfs packs), and none of clang's prefix maps
+/// (`-ffile-prefix-map`, `-fdebug-prefix-map`, `-fmacro-prefix-map`)
+/// changes it: with the checkout's path there, the debug kernel's modules,
+/// its initramfs and every machine saved from it differed between two
+/// checkouts of the same commit. Built from this copy with the output in
+/// [`OBJ`] below it, the objects say `../<file>`, wherever the checkout is.
+const TREE: &str = "tree";
+
+/// kbuild's output directory, below [`TREE`]: hidden, so that [`stage`]
+/// never lists it (it lists no hidden files) and no module file can have
+/// its name.
+const OBJ: &str = ".kbuild";
+
+/// Makes `tree` a copy of the module directory `src`: the files
+/// [`inputs_key`] covers, each written only if its content differs (so make
+/// sees a file's time change only with its content), and the files `src`
+/// no longer has removed. Hidden entries, among them kbuild's [`OBJ`]
+/// directory, are left alone.
+fn stage(src: &Path, tree: &Path) -> Result<()> {
+    let sources = module_files(src)?;
+    let mut wanted = std::collections::BTreeSet::new();
+    for file in &sources {
+        let rel = file.strip_prefix(src).unwrap_or(file);
+        install_file(file, &tree.join(rel))?;
+        wanted.insert(rel.to_path_buf());
+    }
+    for old in files_below(tree, &|_| true)? {
+        if !old.strip_prefix(tree).is_ok_and(|rel| wanted.contains(rel)) {
+            std::fs::remove_file(&old)
+                .with_context(|| format!("cannot remove {}", old.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The files of the module directory `src` a build reads: every file but
+/// hidden ones and an editor's rust-project.json. More files than kbuild
+/// reads is the safe side: an extra rebuild, never a missed one.
+fn module_files(src: &Path) -> Result<Vec<PathBuf>> {
+    files_below(src, &|p| {
+        p.file_name().is_none_or(|n| n != "rust-project.json")
+    })
 }
 
 /// kbuild's `make M=<src> MO=<objdir> modules` for the module directory
@@ -225,6 +271,64 @@ mod tests {
         assert_ne!(edited, first);
         std::fs::write(src.join("sub/y.c"), "").unwrap();
         assert_ne!(key("kernel-a"), edited);
+    }
+
+    #[test]
+    fn the_staged_tree_follows_the_sources_and_keeps_unchanged_files_and_kbuild_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, tree) = (dir.path().join("module"), dir.path().join("tree"));
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        for (f, text) in [
+            ("Kbuild", "obj-m := m.o\n"),
+            ("m.c", "int a;\n"),
+            ("sub/x.h", ""),
+        ] {
+            std::fs::write(src.join(f), text).unwrap();
+        }
+        std::fs::write(src.join(".m.c.swp"), "x").unwrap();
+        std::fs::write(src.join("rust-project.json"), "{}").unwrap();
+        stage(&src, &tree).unwrap();
+        let listed = |d: &Path| -> Vec<PathBuf> {
+            files_below(d, &|_| true)
+                .unwrap()
+                .iter()
+                .map(|f| f.strip_prefix(d).unwrap().to_path_buf())
+                .collect()
+        };
+        assert_eq!(
+            listed(&tree),
+            ["Kbuild", "m.c", "sub/x.h"].map(PathBuf::from),
+            "no hidden file, no rust-project.json"
+        );
+        // kbuild's output below the tree, an old file's time.
+        std::fs::create_dir_all(tree.join(OBJ)).unwrap();
+        std::fs::write(tree.join(OBJ).join("m.o"), "o").unwrap();
+        let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        for f in ["Kbuild", "m.c"] {
+            std::fs::File::options()
+                .write(true)
+                .open(tree.join(f))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        let mtime = |f: &str| std::fs::metadata(tree.join(f)).unwrap().modified().unwrap();
+        // An edit, a removed file and a new one.
+        std::fs::write(src.join("m.c"), "int b;\n").unwrap();
+        std::fs::remove_file(src.join("sub/x.h")).unwrap();
+        std::fs::write(src.join("n.c"), "").unwrap();
+        stage(&src, &tree).unwrap();
+        assert_eq!(listed(&tree), ["Kbuild", "m.c", "n.c"].map(PathBuf::from));
+        assert_eq!(
+            std::fs::read_to_string(tree.join("m.c")).unwrap(),
+            "int b;\n"
+        );
+        assert_eq!(mtime("Kbuild"), old, "an unchanged file is not rewritten");
+        assert_ne!(mtime("m.c"), old, "an edited file is newer for make");
+        assert_eq!(
+            std::fs::read_to_string(tree.join(OBJ).join("m.o")).unwrap(),
+            "o"
+        );
     }
 
     #[test]
