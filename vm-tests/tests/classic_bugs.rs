@@ -117,7 +117,7 @@ impl BugCounters {
 
 /// The bytes an exercise logged (`<module> KBD0001:00: byte 1e`), in order.
 fn logged_bytes(m: &mut Machine, module: &str) -> Result<Vec<u8>> {
-    let log = m.kernel_log()?;
+    let log = m.kernel_log_lines_with(&format!("{DEVICE}: byte "))?;
     let re = Regex::new(&format!(
         r"{} {}: byte ([0-9a-f]{{2}})$",
         regex::escape(module),

@@ -224,7 +224,7 @@ fn irq_shared_line_runs_both_handlers(mode: Mode) -> Result<()> {
         m.fail(&format!("insmod {SHARER} shared=0"))
             .context("insmod of the sharer without IRQF_SHARED succeeded")?;
         m.wait_for_kernel_report("genirq: Flags mismatch irq 1.", KEY_WAIT)?;
-        let log = m.kernel_log()?;
+        let log = m.kernel_log_lines_with("genirq: Flags mismatch irq 1.")?;
         let re = Regex::new(
             r"genirq: Flags mismatch irq 1\. ([0-9a-f]{8}) \(lab_irq_sharer\) vs\. ([0-9a-f]{8}) \(rust_keyboard_irq\)",
         )?;
