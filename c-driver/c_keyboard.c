@@ -291,11 +291,31 @@ static int c_kbd_port(struct platform_device *pdev, unsigned int index,
 	return 0;
 }
 
+/**
+ * c_kbd_drain() - discard the bytes waiting in the controller
+ * @kbd: the device
+ *
+ * A byte left unread keeps the edge-triggered IRQ 1 from rising again.
+ * Reads at most %C_KBD_MAX_DRAIN bytes.
+ *
+ * Return: the number of bytes discarded.
+ */
+static unsigned int c_kbd_drain(struct c_kbd *kbd)
+{
+	unsigned int drained = 0;
+
+	while (drained < C_KBD_MAX_DRAIN && (inb(kbd->status) & I8042_STR_OBF)) {
+		inb(kbd->data);
+		drained++;
+	}
+	return drained;
+}
+
 static int c_kbd_probe(struct platform_device *pdev)
 {
 	struct device *dev = &pdev->dev;
 	struct c_kbd *kbd;
-	unsigned int drained = 0;
+	unsigned int drained;
 	int ret;
 
 	kbd = devm_kzalloc(dev, sizeof(*kbd), GFP_KERNEL);
@@ -326,14 +346,8 @@ static int c_kbd_probe(struct platform_device *pdev)
 	if (ret)
 		return ret;
 
-	/*
-	 * A byte left unread keeps the edge-triggered IRQ 1 from rising
-	 * again: discard what arrived before the driver was bound.
-	 */
-	while (drained < C_KBD_MAX_DRAIN && (inb(kbd->status) & I8042_STR_OBF)) {
-		inb(kbd->data);
-		drained++;
-	}
+	/* Discard what arrived before the driver was bound. */
+	drained = c_kbd_drain(kbd);
 	if (drained)
 		dev_dbg(dev, "drained %u stale byte(s)\n", drained);
 
@@ -342,6 +356,21 @@ static int c_kbd_probe(struct platform_device *pdev)
 	if (ret)
 		return dev_err_probe(dev, ret, "cannot request irq %d\n",
 				     kbd->irq);
+
+	/*
+	 * A byte that arrived between the drain above and the request raised
+	 * the edge-triggered line while no handler was there: that edge is
+	 * lost, and the line stays high, with no further edge, until the
+	 * byte is read. Read what is waiting once more, as the Rust driver's
+	 * probe does. This can race only with our own handler, and then one
+	 * byte is read twice or counted as not ours: a key pressed while the
+	 * driver binds. Without it, a key pressed during an insmod stopped
+	 * every later interrupt (the reload test, 2026-12-03).
+	 */
+	drained = c_kbd_drain(kbd);
+	if (drained)
+		dev_dbg(dev, "drained %u byte(s) that arrived during probe\n",
+			drained);
 
 	dev_info(dev, "probed: irq %d, data port %#04x, status port %#04x, mode workqueue\n",
 		 kbd->irq, kbd->data, kbd->status);
