@@ -376,17 +376,18 @@ pub fn transition(key: &str, down: bool) -> Option<Transition> {
     })
 }
 
-/// The transitions of a QMP `send-key` chord: keys down in order, up in
-/// reverse order.
+/// The key events `(key, down)` of a QMP `send-key` chord: keys down in
+/// order, up in reverse order.
+pub fn chord_events<'a>(keys: &'a [&'a str]) -> impl Iterator<Item = (&'a str, bool)> + 'a {
+    let downs = keys.iter().map(|k| (*k, true));
+    downs.chain(keys.iter().rev().map(|k| (*k, false)))
+}
+
+/// The transitions of a QMP `send-key` chord, in [`chord_events`] order.
 pub fn chord(keys: &[&str]) -> Option<Vec<Transition>> {
-    let mut out = Vec::with_capacity(keys.len() * 2);
-    for key in keys {
-        out.push(transition(key, true)?);
-    }
-    for key in keys.iter().rev() {
-        out.push(transition(key, false)?);
-    }
-    Some(out)
+    chord_events(keys)
+        .map(|(key, down)| transition(key, down))
+        .collect()
 }
 
 /// One line of `/dev/kbd0001`.

@@ -152,32 +152,30 @@ fn wire(chords: &[&str]) -> Result<Vec<u8>> {
 /// at a time on 2 cores (2026-12-03).
 fn press_and_log(m: &mut Machine, module: &str, chords: &[&str], before: usize) -> Result<Vec<u8>> {
     let want = wire(chords)?;
-    let mut events = Vec::new();
-    for chord in chords {
-        let keys = vm_tests::qmp::parse_chord(chord)?;
-        events.extend(keys.iter().map(|k| (*k, true)));
-        events.extend(keys.iter().rev().map(|k| (*k, false)));
-    }
     let mut last = Vec::new();
     let mut expected = before;
-    for (key, down) in events {
-        let t = kbd::transition(key, down).with_context(|| format!("{key} not in the tables"))?;
-        if down {
-            m.key_down(key)?;
-        } else {
-            m.key_up(key)?;
+    for chord in chords {
+        let keys = vm_tests::qmp::parse_chord(chord)?;
+        for (key, down) in kbd::chord_events(&keys) {
+            let t =
+                kbd::transition(key, down).with_context(|| format!("{key} not in the tables"))?;
+            if down {
+                m.key_down(key)?;
+            } else {
+                m.key_up(key)?;
+            }
+            expected += t.wire.len();
+            let waited: Result<()> = m.wait_for(
+                &format!("{expected} bytes logged by {module}"),
+                KEY_WAIT,
+                POLL,
+                |m| {
+                    last = logged_bytes(m, module)?;
+                    Ok((last.len() >= expected).then_some(()))
+                },
+            );
+            waited?;
         }
-        expected += t.wire.len();
-        let waited: Result<()> = m.wait_for(
-            &format!("{expected} bytes logged by {module}"),
-            KEY_WAIT,
-            POLL,
-            |m| {
-                last = logged_bytes(m, module)?;
-                Ok((last.len() >= expected).then_some(()))
-            },
-        );
-        waited?;
     }
     ensure!(
         last[before..] == want[..],
