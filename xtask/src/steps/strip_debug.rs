@@ -11,11 +11,10 @@
 //! 4.53 s (medians of 4 interleaved rounds, 2026-12-03). The lab kernel's
 //! modules have no debug sections and are packed as they are.
 //!
-//! It does not make a debug module the same from every checkout: its
-//! `.rodata` still names the source file by the module directory's absolute
-//! path, most likely in KASAN's descriptors of global variables (which
-//! `asan.module_ctor` registers), which take the file name the compiler got
-//! from kbuild.
+//! Stripping alone does not make a debug module the same from every
+//! checkout: KASAN's descriptors of global variables in `.rodata` name the
+//! source file as kbuild passed it, which the module step makes relative
+//! (`super::module`, its `TREE`).
 
 use crate::exec::{self, cmd};
 use anyhow::{Context, Result};
