@@ -273,7 +273,7 @@ pub struct RaCheckArgs {
     #[arg(long)]
     pub rust_analyzer: Option<PathBuf>,
     /// Build rust-analyzer from the crate registry if there is none
-    /// (ra_ap_rust-analyzer, 7 to 13 min on 2 cores).
+    /// (ra_ap_rust-analyzer, 6 to 13 min on 2 cores).
     #[arg(long, conflicts_with = "kdir")]
     pub install: bool,
     /// The toolchain (with --kdir).

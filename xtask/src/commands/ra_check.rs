@@ -304,7 +304,7 @@ fn rust_analyzer(host: &Host, args: &RaCheckArgs) -> Result<PathBuf> {
         return provision::install_crate(&host.cache, name, version, "rust-analyzer");
     }
     bail!(
-        "no rust-analyzer: rustup's component is not installed (and cannot be downloaded on the project's machines). `cargo xtask ra-check --install` builds {name} {version} from the crate registry with the pinned toolchain (7 to 13 min on 2 cores), or pass --rust-analyzer PATH"
+        "no rust-analyzer: rustup's component is not installed (and cannot be downloaded on the project's machines). `cargo xtask ra-check --install` builds {name} {version} from the crate registry with the pinned toolchain (6 to 13 min on 2 cores), or pass --rust-analyzer PATH"
     )
 }
 

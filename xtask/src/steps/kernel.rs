@@ -172,7 +172,7 @@ pub fn build(
     };
     let (_, counted) = exec::run_counted(
         &mut make(&targets),
-        "kernel: build (one kernel took 7 to 9 min from clean on the project's 2-core machines)",
+        "kernel: build (one kernel took 4 to 9 min from clean on the project's 2-core machines)",
         &log("build"),
         &units,
     )?;
