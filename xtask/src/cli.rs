@@ -124,6 +124,11 @@ pub struct KernelStepArgs {
     /// Where build logs go (default: <out>/logs).
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
+    /// A directory of earlier tinyconfig results to reuse and add to, one
+    /// file per source, patch series and toolchain (default: none, run
+    /// tinyconfig every time).
+    #[arg(long)]
+    pub tinyconfig_cache: Option<PathBuf>,
 }
 
 /// The kernel toolchain options of the steps that run the kernel's make.

@@ -77,6 +77,11 @@ impl Cache {
     pub fn vm_runtime(&self) -> PathBuf {
         self.root.join("vm")
     }
+    /// tinyconfig's results, reused by every kernel of the same source,
+    /// patches and tools (`steps::kernel::Scratch`).
+    pub fn tinyconfigs(&self) -> PathBuf {
+        self.root.join("tinyconfig")
+    }
     /// Build and VM logs.
     pub fn logs(&self) -> PathBuf {
         self.root.join("logs")

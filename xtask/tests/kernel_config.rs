@@ -18,6 +18,7 @@ struct Provisioned {
     rust_lib_src: PathBuf,
     bindgen: PathBuf,
     llvm: String,
+    tinyconfig_cache: PathBuf,
 }
 
 fn provisioned() -> Provisioned {
@@ -31,6 +32,7 @@ fn provisioned() -> Provisioned {
         rust_lib_src: path("rust_lib_src"),
         bindgen: path("bindgen"),
         llvm: v["llvm"].as_str().unwrap().to_string(),
+        tinyconfig_cache: path("tinyconfig_cache"),
     }
 }
 
@@ -57,6 +59,8 @@ fn an_option_kconfig_drops_fails_the_kernel_step_and_is_named() {
         .arg(&p.rust_lib_src)
         .arg("--bindgen")
         .arg(&p.bindgen)
+        .arg("--tinyconfig-cache")
+        .arg(&p.tinyconfig_cache)
         .env("CI", "1")
         .output()
         .unwrap();

@@ -107,7 +107,10 @@ impl<'a> Runner<'a> {
                     &host.kernel_out(t, &k.name),
                     &host.kernel_tree(t, &k.name),
                     &host.kernel_tools(t, self.jobs),
-                    &host.logs(&k.name),
+                    kernel::Scratch {
+                        logs: &host.logs(&k.name),
+                        tinyconfigs: Some(&host.cache.tinyconfigs()),
+                    },
                 )?;
                 self.kernels.insert(k.name.clone(), built.bz_image);
             }
@@ -184,6 +187,7 @@ impl<'a> Runner<'a> {
             rust_lib_src: t.rust_lib_src.clone(),
             bindgen: t.bindgen.clone(),
             llvm: t.llvm.clone(),
+            tinyconfig_cache: host.cache.tinyconfigs(),
         };
         artifacts::assemble(
             &Layout::new(host.cache.artifacts()),

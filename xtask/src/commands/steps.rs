@@ -49,7 +49,10 @@ pub fn kernel(args: &KernelStepArgs) -> Result<()> {
         &args.out,
         &build_dir,
         &args.tools.tools(),
-        &logs,
+        kernel::Scratch {
+            logs: &logs,
+            tinyconfigs: args.tinyconfig_cache.as_deref(),
+        },
     )?;
     eprintln!(
         "kernel: {} (O= tree {})",

@@ -36,6 +36,8 @@ pub struct ToolchainRecord {
     pub bindgen: PathBuf,
     /// The kernel's `LLVM=` value.
     pub llvm: String,
+    /// The kernel step's earlier tinyconfig results (`--tinyconfig-cache`).
+    pub tinyconfig_cache: PathBuf,
 }
 
 /// `manifest.json`.

@@ -1,5 +1,6 @@
 //! The kernel step: apply the lab's patch series (onto a copy of the source,
-//! see [`super::patches`]), configure (tinyconfig + fragments +
+//! see [`super::patches`]), configure (tinyconfig, taken from the cache when
+//! the same source, patches and tools made one before, + fragments +
 //! olddefconfig), check that Kconfig kept every option of the fragments,
 //! build `bzImage` and `modules` (Module.symvers for out-of-tree modules).
 
@@ -51,6 +52,18 @@ fn kbuild_unit(line: &str) -> bool {
     is_command && words.next().is_some()
 }
 
+/// Where a kernel build keeps what is not the kernel: its logs, and the
+/// configurations it can reuse.
+#[derive(Debug, Clone, Copy)]
+pub struct Scratch<'a> {
+    /// Build logs (`kernel-<phase>.log`).
+    pub logs: &'a Path,
+    /// Earlier `tinyconfig` results, one file per source, patch series and
+    /// toolchain ([`tinyconfig`]); `None` makes it every time (the Nix
+    /// sandbox, which has no cache).
+    pub tinyconfigs: Option<&'a Path>,
+}
+
 /// Configures and builds the kernel at `src` with `patches` applied: the
 /// `O=` tree is `build_dir` (the kernel builds in place there, so its own
 /// Makefile's paths stay valid), the patched source is `source` beside it
@@ -64,7 +77,7 @@ pub fn build(
     out: &Path,
     build_dir: &Path,
     tools: &KernelTools,
-    log_dir: &Path,
+    scratch: Scratch<'_>,
 ) -> Result<KernelOutput> {
     let pristine = existing(src, "kernel source")?;
     if !pristine.join("Kconfig").is_file() {
@@ -73,11 +86,17 @@ pub fn build(
             pristine.display()
         );
     }
-    // merge_config.sh runs in the build directory: make the paths absolute.
+    // merge_config.sh runs in the build directory and patch in the copy of
+    // the source: make the paths absolute.
     let fragments: Vec<PathBuf> = fragments
         .iter()
         .map(|f| existing(f, "config fragment"))
         .collect::<Result<_>>()?;
+    let patches: Vec<PathBuf> = patches
+        .iter()
+        .map(|p| existing(p, "kernel patch"))
+        .collect::<Result<_>>()?;
+    let patches = patches.as_slice();
     let mut fragment_text = String::new();
     for f in &fragments {
         fragment_text.push_str(
@@ -104,14 +123,18 @@ pub fn build(
     // The patched tree's path is the same for every series: the series
     // itself is part of the key (and nothing is added without patches, so
     // an unpatched build keeps its key).
+    let tools_identity = tools.identity();
+    let series = if patches.is_empty() {
+        None
+    } else {
+        Some(patches::identity(&pristine, patches)?)
+    };
     let mut identity = vec![
         src.display().to_string(),
         fragment_text.clone(),
-        tools.identity(),
+        tools_identity.clone(),
     ];
-    if !patches.is_empty() {
-        identity.push(patches::identity(&pristine, patches)?);
-    }
+    identity.extend(series.clone());
     let key = sha256_of(identity);
     let stamp = out.join(STAMP);
     if bz_image.is_file() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&key) {
@@ -126,12 +149,21 @@ pub fn build(
         c.arg(format!("O={}", build_dir.display())).args(args);
         c
     };
-    let log = |name: &str| log_dir.join(format!("kernel-{name}.log"));
+    let log = |name: &str| scratch.logs.join(format!("kernel-{name}.log"));
 
     // Configuration: tinyconfig + fragments, then olddefconfig.
-    exec::run_logged(
+    let mut tiny_identity = vec![
+        "tinyconfig".to_string(),
+        pristine.display().to_string(),
+        tools_identity,
+    ];
+    tiny_identity.extend(series);
+    tinyconfig(
+        &build_dir,
+        scratch
+            .tinyconfigs
+            .map(|dir| dir.join(format!("{}.config", sha256_of(tiny_identity)))),
         &mut make(&["tinyconfig"]),
-        "kernel: tinyconfig",
         &log("config"),
     )?;
     let mut merge = cmd("sh", [src.join("scripts/kconfig/merge_config.sh")]);
@@ -187,6 +219,32 @@ pub fn build(
     install_file(&image, &bz_image)?;
     std::fs::write(&stamp, key)?;
     Ok(output)
+}
+
+/// Writes tinyconfig's `.config` into `build_dir`: a copy of `cached` if
+/// that file exists, else by running `make` (`make tinyconfig`) and then
+/// keeping its result as `cached`. tinyconfig depends only on the source,
+/// the patch series and the toolchain (its two Kconfig passes run a hundred
+/// compiler and rustc probes each), which `cached`'s name must encode; the
+/// fragments and olddefconfig still run on every configuration.
+fn tinyconfig(
+    build_dir: &Path,
+    cached: Option<PathBuf>,
+    make: &mut Command,
+    log: &Path,
+) -> Result<()> {
+    let config = build_dir.join(".config");
+    if let Some(cached) = cached.as_deref().filter(|c| c.is_file()) {
+        install_file(cached, &config)?;
+        eprintln!("  kernel: tinyconfig: reused {}", cached.display());
+        return Ok(());
+    }
+    exec::run_logged(make, "kernel: tinyconfig", log)?;
+    if let Some(cached) = cached {
+        install_file(&config, &cached)
+            .with_context(|| format!("cannot keep tinyconfig's result as {}", cached.display()))?;
+    }
+    Ok(())
 }
 
 /// Records `objects` as the object count of the kernel in the output
@@ -291,6 +349,31 @@ mod tests {
         drop(first);
         rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
         waiter.join().unwrap();
+    }
+
+    #[test]
+    fn tinyconfig_is_made_once_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir(&tree).unwrap();
+        let cached = dir.path().join("cache/key.config");
+        let log = dir.path().join("config.log");
+        let mut make = cmd("sh", ["-c", "echo CONFIG_MADE=y > .config"]);
+        make.current_dir(&tree);
+        tinyconfig(&tree, Some(cached.clone()), &mut make, &log).unwrap();
+        assert_eq!(std::fs::read_to_string(&cached).unwrap(), "CONFIG_MADE=y\n");
+        // A second configuration of another tree copies the kept result:
+        // a `make` that would fail is not run.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let mut failing = cmd("false", [""; 0]);
+        tinyconfig(&other, Some(cached), &mut failing, &log).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(other.join(".config")).unwrap(),
+            "CONFIG_MADE=y\n"
+        );
+        // Without a cache, make runs every time.
+        assert!(tinyconfig(&other, None, &mut failing, &log).is_err());
     }
 
     #[test]
