@@ -414,18 +414,27 @@ MIS:          0
         init[start..start + len].to_owned()
     }
 
-    /// Runs a wait script in the host's `sh` (POSIX, as the guest's ash),
-    /// with the guest's function.
-    fn run_wait(irq: u32, at_least: u64, timeout: Duration, then: &str) -> (i32, String) {
-        let out = std::process::Command::new("sh")
+    /// Runs `script` in the host's busybox shell (the guest's ash, from the
+    /// host package busybox-static) after the guest's function and with its
+    /// FIFO; returns the exit status and stdout (stderr must be empty).
+    fn run_guest_sh(script: &str) -> (i32, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let tick = dir.path().join("tick");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&tick)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let out = std::process::Command::new("busybox")
+            .arg("sh")
             .arg("-c")
             .arg(format!(
-                "{}{}{then}",
-                guest_function(),
-                wait_script(irq, at_least, timeout)
+                "lab_tick='{}'\n{}{script}",
+                tick.display(),
+                guest_function()
             ))
             .output()
-            .unwrap();
+            .expect("busybox (the host package busybox-static) runs the guest's shell function");
         assert!(
             out.stderr.is_empty(),
             "{}",
@@ -435,6 +444,11 @@ MIS:          0
             out.status.code().unwrap(),
             String::from_utf8(out.stdout).unwrap(),
         )
+    }
+
+    /// Runs a wait script with [`run_guest_sh`].
+    fn run_wait(irq: u32, at_least: u64, timeout: Duration, then: &str) -> (i32, String) {
+        run_guest_sh(&format!("{}{then}", wait_script(irq, at_least, timeout)))
     }
 
     #[test]
@@ -476,6 +490,32 @@ MIS:          0
         let (status, out) = run_wait(4_000_000, 1, Duration::from_millis(100), "");
         assert_eq!(status, 3, "{out}");
         assert_eq!(parse_wait(&out).unwrap().0, WaitOutcome::TimedOut(None));
+    }
+
+    #[test]
+    fn a_wait_pauses_between_polls() {
+        // 800 ms of polling an IRQ the file does not list, then `times`,
+        // whose first line is the shell's own user and system time. Without
+        // a pause (a FIFO that is missing, a `read -t` that returns at
+        // once) the loop spins for the whole wait.
+        let (status, out) = run_guest_sh("lab_wait_irq 4000000 1 80; times\n");
+        assert_eq!(status, 0, "{out}");
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("@@irq-wait timeout none"), "{out}");
+        let seconds = |t: &str| -> f64 {
+            let (m, s) = t.trim_end_matches('s').split_once('m').unwrap();
+            m.parse::<f64>().unwrap() * 60.0 + s.parse::<f64>().unwrap()
+        };
+        let busy: f64 = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(seconds)
+            .sum();
+        assert!(
+            busy < 0.4,
+            "the shell was busy {busy} s of an 0.8 s wait: {out}"
+        );
     }
 
     #[test]
