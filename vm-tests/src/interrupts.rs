@@ -404,14 +404,17 @@ MIS:          0
             .unwrap()
     }
 
-    /// `lab_wait_irq` of the guest's `/init`.
+    /// `lab_pause` and `lab_wait_irq` of the guest's `/init`.
     fn guest_function() -> String {
         let init = include_str!("../../initramfs/init");
-        let start = init
-            .find("\nlab_wait_irq() {\n")
-            .expect("lab_wait_irq in init");
-        let len = init[start..].find("\n}\n").expect("its end") + 3;
-        init[start..start + len].to_owned()
+        let function = |name: &str| {
+            let start = init
+                .find(&format!("\n{name}() {{\n"))
+                .unwrap_or_else(|| panic!("{name} in init"));
+            let len = init[start..].find("\n}\n").expect("its end") + 3;
+            init[start..start + len].to_owned()
+        };
+        function("lab_pause") + &function("lab_wait_irq")
     }
 
     /// Runs `script` in the host's busybox shell (the guest's ash, from the
@@ -490,6 +493,16 @@ MIS:          0
         let (status, out) = run_wait(4_000_000, 1, Duration::from_millis(100), "");
         assert_eq!(status, 3, "{out}");
         assert_eq!(parse_wait(&out).unwrap().0, WaitOutcome::TimedOut(None));
+    }
+
+    #[test]
+    fn lab_pause_sleeps_for_its_time() {
+        let t = std::time::Instant::now();
+        let (status, out) = run_guest_sh("lab_pause 0.3 && echo slept\n");
+        let waited = t.elapsed();
+        assert_eq!((status, out.as_str()), (0, "slept\n"));
+        assert!(waited >= Duration::from_millis(280), "{waited:?}");
+        assert!(waited < Duration::from_secs(3), "{waited:?}");
     }
 
     #[test]

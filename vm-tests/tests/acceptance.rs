@@ -559,7 +559,7 @@ while [ $i -le {cycles} ]; do
     n=0
     while [ -e {driver_dir} ]; do
         [ $n -lt 100 ] || fail "{driver_dir} still exists 10 s after rmmod"
-        sleep 0.1; n=$((n + 1))
+        lab_pause 0.1; n=$((n + 1))
     done
     insmod {module} {arg} || fail "insmod failed"
     [ -e {bound} ] || fail "{DEVICE} not bound after insmod"
