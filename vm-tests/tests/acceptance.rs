@@ -576,7 +576,9 @@ echo ok > /tmp/cycles.done
     run(s.vm("reload")?.with_snapshot(), |m| {
         check_probed(m, s.driver)?;
         m.succeed(&format!("cat > /tmp/cycles.sh <<'EOF'\n{script}\nEOF"))?;
-        m.spawn("sh /tmp/cycles.sh", "/tmp/cycles.out")?;
+        // A subshell of the command's, not `sh`: /init's functions
+        // (lab_pause) are visible in it.
+        m.spawn("(. /tmp/cycles.sh)", "/tmp/cycles.out")?;
         // Keys while the script runs: a press and release every few ms,
         // whatever the driver's state (bytes sent while it is unloaded stay
         // in the controller or are dropped by QEMU's queue).
