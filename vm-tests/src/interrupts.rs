@@ -404,7 +404,7 @@ MIS:          0
             .unwrap()
     }
 
-    /// `lab_pause` and `lab_wait_irq` of the guest's `/init`.
+    /// `lab_pause`, `lab_cat` and `lab_wait_irq` of the guest's `/init`.
     fn guest_function() -> String {
         let init = include_str!("../../initramfs/init");
         let function = |name: &str| {
@@ -414,7 +414,7 @@ MIS:          0
             let len = init[start..].find("\n}\n").expect("its end") + 3;
             init[start..start + len].to_owned()
         };
-        function("lab_pause") + &function("lab_wait_irq")
+        function("lab_pause") + &function("lab_cat") + &function("lab_wait_irq")
     }
 
     /// Runs `script` in the host's busybox shell (the guest's ash, from the
@@ -493,6 +493,31 @@ MIS:          0
         let (status, out) = run_wait(4_000_000, 1, Duration::from_millis(100), "");
         assert_eq!(status, 3, "{out}");
         assert_eq!(parse_wait(&out).unwrap().0, WaitOutcome::TimedOut(None));
+    }
+
+    #[test]
+    fn lab_cat_prints_text_files_exactly_and_fails_on_a_missing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in [
+            (
+                "ends-with-newline",
+                "one\n  two with  spaces \n\\back\\slash\n",
+            ),
+            ("no-final-newline", "first\nlast"),
+            ("empty", ""),
+            ("blank-lines", "\n\nx\n\n"),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let (status, out) = run_guest_sh(&format!("lab_cat '{}'\n", path.display()));
+            assert_eq!((status, out.as_str()), (0, text), "{name}");
+        }
+        let missing = dir.path().join("missing");
+        let (status, out) = run_guest_sh(&format!(
+            "lab_cat '{}' 2>/dev/null || echo failed\n",
+            missing.display()
+        ));
+        assert_eq!((status, out.as_str()), (0, "failed\n"));
     }
 
     #[test]

@@ -147,9 +147,10 @@ impl Machine {
         })
     }
 
-    /// Reads and parses `/proc/interrupts`.
+    /// Reads (with /init's `lab_cat`, which forks nothing) and parses
+    /// `/proc/interrupts`.
     pub fn interrupts(&mut self) -> Result<Interrupts> {
-        Interrupts::parse(&self.succeed("cat /proc/interrupts")?)
+        Interrupts::parse(&self.succeed("lab_cat /proc/interrupts")?)
     }
 
     /// Waits until the total count of `irq` reaches `at_least`, and returns

@@ -534,9 +534,10 @@ pub fn alive(m: &mut Machine, pid: u32) -> Result<bool> {
     Ok(status == 0 && !out.contains("zombie"))
 }
 
-/// A guest file's content (empty if it does not exist).
+/// A guest text file's content (empty if it does not exist), read by
+/// /init's `lab_cat` (builtins only, no fork for `cat`).
 pub fn read_file(m: &mut Machine, path: &str) -> Result<String> {
-    Ok(m.succeed(&format!("cat {path} 2>/dev/null || true"))?)
+    Ok(m.succeed(&format!("lab_cat {path} 2>/dev/null || true"))?)
 }
 
 // ---------------------------------------------------------------------------
